@@ -7,7 +7,7 @@ Modules, one idea each:
 * :mod:`bnbackprop.stepwise` — the nine-step computation graph, forward and backward.
 * :mod:`bnbackprop.gradcheck` — central finite differences and relative errors.
 * :mod:`bnbackprop.symbolic` — SymPy matrices of symbols, element-wise derivatives, proofs.
-* :mod:`bnbackprop.as_published` — the sources' formulas as printed, kept to be judged.
+* :mod:`bnbackprop.batchnorm_as_published` — the sources' batch-norm formulas as printed, kept to be judged.
 """
 
 __version__ = "0.1.0"
