@@ -59,12 +59,17 @@ def batchnorm_forward(
     gamma: Sequence[sp.Expr],
     beta: Sequence[sp.Expr],
     *,
-    eps: sp.Expr = sp.Symbol("epsilon", positive=True),
+    eps: sp.Expr | None = None,
     ddof: int = 0,
     axis: int = 0,
     eps_placement: str = "inside",
 ) -> sp.Matrix:
-    """The batch-norm forward pass on a SymPy matrix, with the options of the NumPy version."""
+    """The batch-norm forward pass on a SymPy matrix, with the options of the NumPy version.
+
+    ``eps`` defaults to a positive symbol ``epsilon``.
+    """
+    if eps is None:
+        eps = sp.Symbol("epsilon", positive=True)
     require_choice(axis, "axis", (0, 1))
     require_choice(eps_placement, "eps_placement", ("inside", "outside"))
     Xr = X if axis == 0 else X.T
