@@ -8,6 +8,13 @@ Modules, one idea each:
 * :mod:`bnbackprop.gradcheck` — central finite differences and relative errors.
 * :mod:`bnbackprop.symbolic` — SymPy matrices of symbols, element-wise derivatives, proofs.
 * :mod:`bnbackprop.batchnorm_as_published` — the sources' batch-norm formulas as printed, kept to be judged.
+* :mod:`bnbackprop.matcalc` — vec, commutation matrices, Kronecker and Hadamard Jacobians.
+* :mod:`bnbackprop.layers` and :mod:`bnbackprop.losses` — linear layers, activations, squared error.
+* :mod:`bnbackprop.question_network` — the Cross Validated question's network and its data.
+* :mod:`bnbackprop.question_as_published` — the question's and the answer's code, bugs included.
+* :mod:`bnbackprop.bias_example` — the Ioffe–Szegedy bias example.
+* :mod:`bnbackprop.optim` — SGD, AdaGrad, RMSprop, Adadelta, Adam.
+* :mod:`bnbackprop.optim_as_published` — the sources' optimizer rules as printed.
 """
 
 __version__ = "0.1.0"

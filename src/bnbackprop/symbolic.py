@@ -94,44 +94,67 @@ def _canonical_radicand(base: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
 
 
 def _eliminate_radicals(expr: sp.Expr) -> tuple[sp.Expr, list[tuple[sp.Symbol, sp.Expr, int]]]:
-    """Replace each symbolic radical A**(k/q) by r**k with a fresh symbol r, r**q = A."""
+    """Replace each radical A**(k/q) by r**k with a fresh symbol r and the relation r**q = A.
+
+    Symbolic radicands are expanded and stripped of their rational content first, so that
+    √(S/8) and √(S)/√8 become the same r; numeric radicals such as √2 get symbols too.
+    """
     radicals: dict[sp.Expr, tuple[sp.Symbol, int]] = {}
-    replacements = {}
-    for power in expr.atoms(sp.Pow):
-        exponent = power.exp
-        if not (exponent.is_Rational and not exponent.is_Integer) or not power.base.free_symbols:
-            continue
-        content, primitive = _canonical_radicand(power.base)
-        q = int(exponent.q)
-        if primitive not in radicals:
-            radicals[primitive] = (sp.Dummy(f"r{len(radicals)}", positive=True), q)
-        symbol, q_known = radicals[primitive]
+
+    def radical_symbol(base: sp.Expr, q: int) -> sp.Symbol:
+        if base not in radicals:
+            radicals[base] = (sp.Dummy(f"r{len(radicals)}", positive=True), q)
+        symbol, q_known = radicals[base]
         if q_known != q:
             raise NotImplementedError("radicals of one base with different root orders")
-        replacements[power] = content**exponent * symbol ** int(exponent.p)
+        return symbol
+
+    def is_radical(power: sp.Pow) -> bool:
+        return power.exp.is_Rational and not power.exp.is_Integer
+
+    replacements = {}
+    for power in expr.atoms(sp.Pow):
+        if is_radical(power) and power.base.free_symbols:
+            content, primitive = _canonical_radicand(power.base)
+            symbol = radical_symbol(primitive, int(power.exp.q))
+            replacements[power] = content**power.exp * symbol ** int(power.exp.p)
+    expr = expr.xreplace(replacements)
+    numeric = {}
+    for power in expr.atoms(sp.Pow):
+        if is_radical(power) and not power.free_symbols:
+            symbol = radical_symbol(power.base, int(power.exp.q))
+            numeric[power] = symbol ** int(power.exp.p)
     relations = [(symbol, base, q) for base, (symbol, q) in radicals.items()]
-    return expr.xreplace(replacements), relations
+    return expr.xreplace(numeric), relations
 
 
 def prove_zero(expr: sp.Expr) -> bool:
     """True if ``expr`` is identically zero (proved algebraically); False if not proved.
 
-    Square roots (and other rational powers) of symbolic expressions are eliminated as
-    described in the module docstring. ``False`` means only that the reduction left a
-    remainder; use :func:`nonzero_witness` to exhibit a point where the expression differs
-    from zero.
+    Square roots (and other rational powers) are eliminated as described in the module
+    docstring; the rest is exact arithmetic in the field of rational functions over the
+    rationals, with the radical symbols ordered first so that reducing by the relations
+    ``r**q - A`` (a Gröbner basis, since their leading terms ``r**q`` are coprime) leaves
+    zero exactly when the numerator lies in the ideal they generate. ``False`` means only
+    that the reduction left a remainder; use :func:`nonzero_witness` to exhibit a point
+    where the expression differs from zero. Radicands are assumed positive.
     """
     expr = sp.sympify(expr)
     if expr == 0:
         return True
     reduced, relations = _eliminate_radicals(expr)
-    numerator, _ = sp.fraction(sp.together(reduced))
-    numerator = sp.expand(numerator)
-    for symbol, base, q in relations:
-        if numerator == 0:
-            break
-        numerator = sp.expand(sp.rem(numerator, symbol**q - base, symbol))
-    return sp.expand(numerator) == 0
+    radical_symbols = [symbol for symbol, _, _ in relations]
+    others = set(reduced.free_symbols).union(*(base.free_symbols for _, base, _ in relations))
+    generators = radical_symbols + sorted(others - set(radical_symbols), key=str)
+    if not generators:
+        return sp.simplify(reduced) == 0
+    field, *_ = sp.field(generators, sp.QQ, order=sp.lex)
+    numerator = field.from_expr(reduced).numer
+    ring = numerator.ring
+    basis = [ring.from_expr(symbol) ** q - ring.from_expr(base) for symbol, base, q in relations]
+    if basis:
+        numerator = numerator.rem(basis)
+    return numerator == 0
 
 
 def prove_matrix_zero(M: sp.Matrix) -> bool:

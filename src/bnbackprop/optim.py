@@ -1,0 +1,320 @@
+"""Gradient-descent optimizers on dicts of NumPy arrays: SGD, AdaGrad, RMSprop, Adadelta, Adam.
+
+Every optimizer has ``step(params, grads)``: ``params`` and ``grads`` are dicts with the same
+keys, ``params[key]`` a floating NumPy array that is updated in place and ``grads[key]`` its
+gradient, of the same shape. State (velocities, running averages, the step count) is kept
+per key, so one optimizer serves a whole network. Notation below, per entry of one array:
+``g`` the gradient, ``w`` the parameter, ``t = 1, 2, …`` the step, ``lr`` the learning rate.
+
+Each class states where ε sits and how it maps onto ``torch.optim``; the tests compare all
+five with PyTorch over many steps. Bad input raises before anything is changed: missing or
+extra keys, a key set or a shape that changes between steps, non-finite gradients or
+parameters, parameters that are not floating arrays (they could not be updated in place),
+invalid hyper-parameters, and a step that would produce non-finite parameters (the
+optimizer has diverged, or ``eps=0`` divided zero by zero).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+
+from bnbackprop._validation import (
+    as_float_array,
+    require_choice,
+    require_finite,
+    require_nonnegative_float,
+    require_shape,
+)
+
+EpsPlacement = Literal["inside", "outside"]
+EPS_PLACEMENTS = ("inside", "outside")
+
+__all__ = ["SGD", "AdaGrad", "Adadelta", "Adam", "Optimizer", "RMSprop"]
+
+
+def _require_unit_interval(value: object, name: str) -> float:
+    """A decay rate: a number in [0, 1)."""
+    number = require_nonnegative_float(value, name)
+    if number >= 1:
+        raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+    return number
+
+
+def _root(second_moment: np.ndarray, eps: float, eps_placement: str) -> np.ndarray:
+    """``√(s + ε)`` (ε inside) or ``√s + ε`` (ε outside)."""
+    if eps_placement == "inside":
+        return np.sqrt(second_moment + eps)
+    return np.sqrt(second_moment) + eps
+
+
+class Optimizer:
+    """Base class: argument checks, per-key state, and an all-or-nothing in-place update.
+
+    Subclasses implement :meth:`_new_state` (the state of a key before its first step) and
+    :meth:`_update` (new parameter values and new state from the old ones; it must not
+    modify its arguments).
+    """
+
+    def __init__(self, lr: float) -> None:
+        self.lr = lr
+        self.state: dict[object, dict[str, np.ndarray | int]] = {}
+        self._keys: frozenset | None = None
+
+    @property
+    def lr(self) -> float:
+        """The learning rate; it may be changed between steps (a schedule)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = require_nonnegative_float(value, "lr")
+
+    def _new_state(self, param: np.ndarray) -> dict[str, np.ndarray | int]:
+        raise NotImplementedError
+
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, t: int) -> tuple[np.ndarray, dict]:
+        raise NotImplementedError
+
+    def _check(self, params: Mapping, grads: Mapping) -> list[tuple[object, np.ndarray, np.ndarray]]:
+        for name, value in (("params", params), ("grads", grads)):
+            if not isinstance(value, Mapping):
+                raise TypeError(f"{name} must be a dict of arrays, got {type(value).__name__}")
+        missing = [key for key in params if key not in grads]
+        extra = [key for key in grads if key not in params]
+        if missing or extra:
+            raise ValueError(
+                f"params and grads must have the same keys: no gradient for {missing}, "
+                f"gradients without a parameter for {extra}"
+            )
+        keys = frozenset(params)
+        if not keys:
+            raise ValueError("params is empty: nothing to optimise")
+        if self._keys is not None and keys != self._keys:
+            raise ValueError(
+                f"the parameters changed between steps: new keys {sorted(map(str, keys - self._keys))}, "
+                f"gone {sorted(map(str, self._keys - keys))}; use a new optimizer for a new set"
+            )
+        checked = []
+        for key in params:
+            param = params[key]
+            if not isinstance(param, np.ndarray) or not np.issubdtype(param.dtype, np.floating):
+                kind = param.dtype if isinstance(param, np.ndarray) else type(param).__name__
+                raise TypeError(
+                    f"params[{key!r}] must be a floating-point NumPy array (updated in place), "
+                    f"got {kind}"
+                )
+            if not param.flags.writeable:
+                raise ValueError(f"params[{key!r}] is read-only and cannot be updated in place")
+            require_finite(param, f"params[{key!r}]")
+            grad = as_float_array(grads[key], f"grads[{key!r}]")
+            require_shape(grad, param.shape, f"grads[{key!r}]", f"the shape of params[{key!r}]")
+            require_finite(grad, f"grads[{key!r}]")
+            if key in self.state:
+                known = self.state[key]["shape"]
+                if param.shape != known:
+                    raise ValueError(
+                        f"params[{key!r}] changed shape between steps: {known} before, "
+                        f"{param.shape} now"
+                    )
+            checked.append((key, param, grad.astype(param.dtype, copy=False)))
+        return checked
+
+    def step(self, params: Mapping[object, np.ndarray], grads: Mapping[object, np.ndarray]) -> None:
+        """Update every ``params[key]`` in place from ``grads[key]``; all keys or none."""
+        updates = []
+        for key, param, grad in self._check(params, grads):
+            state = self.state.get(key)
+            if state is None:
+                state = {"shape": param.shape, "step": 0, **self._new_state(param)}
+            t = int(state["step"]) + 1
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                new_param, new_state = self._update(param, grad, state, t)
+            if not np.all(np.isfinite(new_param)):
+                raise ValueError(
+                    f"the step would make params[{key!r}] non-finite (divergence, or a zero "
+                    f"denominator with eps=0); nothing was updated"
+                )
+            updates.append((key, param, new_param, {**state, **new_state, "step": t}))
+        for key, param, new_param, state in updates:
+            param[...] = new_param
+            self.state[key] = state
+        self._keys = frozenset(params)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum, as ``torch.optim.SGD``.
+
+    Update, with velocity ``b₀ = 0`` and momentum ``μ``::
+
+        b_t = μ b_{t-1} + g_t
+        w_t = w_{t-1} - lr · b_t                   (nesterov=False)
+        w_t = w_{t-1} - lr · (g_t + μ b_t)         (nesterov=True)
+
+    This is PyTorch's rule with ``dampening=0``, ``weight_decay=0``. The sources write
+    momentum with the learning rate inside the velocity, ``v_t = μ v_{t-1} + lr · g_t`` and
+    ``w_t = w_{t-1} - v_t``: for a constant learning rate ``v_t = lr · b_t`` and the two
+    produce the same iterates; they differ only when ``lr`` changes between steps (PyTorch's
+    velocity then carries past gradients at the new rate). The lecture notes' second form,
+    ``M_t = μ M_{t-1} + (1 - μ) g_t``, ``w_t = w_{t-1} - lr' M_t``, is this class with
+    ``lr = lr' (1 - μ)``.
+
+    Nesterov momentum in the sources' (Sutskever et al.) form evaluates the gradient at the
+    look-ahead point ``w - μ v``; this class, like PyTorch, takes the gradient at its own
+    parameters, which are exactly that look-ahead point: the iterates here equal
+    ``w_t - μ v_t`` of the sources' form. No ε is involved.
+    """
+
+    def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False) -> None:
+        super().__init__(lr)
+        self.momentum = _require_unit_interval(momentum, "momentum")
+        if not isinstance(nesterov, bool):
+            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        self.nesterov = nesterov
+
+    def _new_state(self, param: np.ndarray) -> dict:
+        return {"velocity": np.zeros_like(param)}
+
+    def _update(self, param, grad, state, t):
+        velocity = self.momentum * state["velocity"] + grad
+        direction = grad + self.momentum * velocity if self.nesterov else velocity
+        return param - self.lr * direction, {"velocity": velocity}
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad (Duchi, Hazan and Singer, 2011), as ``torch.optim.Adagrad``.
+
+    Update, with the sum of squared gradients ``G₀ = 0``::
+
+        G_t = G_{t-1} + g_t²
+        w_t = w_{t-1} - lr · g_t / (√G_t + ε)      (eps_placement="outside", PyTorch)
+        w_t = w_{t-1} - lr · g_t / √(G_t + ε)      (eps_placement="inside", the blog post)
+
+    Defaults are PyTorch's (``eps=1e-10`` outside the root, ``lr_decay=0``,
+    ``initial_accumulator_value=0``). For a constant gradient the step is ``lr/√t``: the
+    effective learning rate only decays.
+    """
+
+    def __init__(self, lr: float, eps: float = 1e-10, *, eps_placement: EpsPlacement = "outside") -> None:
+        super().__init__(lr)
+        self.eps = require_nonnegative_float(eps, "eps")
+        require_choice(eps_placement, "eps_placement", EPS_PLACEMENTS)
+        self.eps_placement = eps_placement
+
+    def _new_state(self, param: np.ndarray) -> dict:
+        return {"sum_sq": np.zeros_like(param)}
+
+    def _update(self, param, grad, state, t):
+        sum_sq = state["sum_sq"] + grad**2
+        new = param - self.lr * grad / _root(sum_sq, self.eps, self.eps_placement)
+        return new, {"sum_sq": sum_sq}
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Tieleman and Hinton, 2012), as ``torch.optim.RMSprop`` with ``alpha = rho``.
+
+    Update, with the moving average of squared gradients ``s₀ = 0``::
+
+        s_t = ρ s_{t-1} + (1 - ρ) g_t²
+        w_t = w_{t-1} - lr · g_t / (√s_t + ε)      (eps_placement="outside", PyTorch)
+        w_t = w_{t-1} - lr · g_t / √(s_t + ε)      (eps_placement="inside", the sources)
+
+    PyTorch calls ρ ``alpha`` and defaults it to 0.99; this class defaults to the sources'
+    0.9. ``momentum=0`` and ``centered=False`` in PyTorch terms. What the lecture notes call
+    "adadelta" is this rule with ε inside the root, not :class:`Adadelta`.
+    """
+
+    def __init__(
+        self, lr: float, rho: float = 0.9, eps: float = 1e-8, *, eps_placement: EpsPlacement = "outside"
+    ) -> None:
+        super().__init__(lr)
+        self.rho = _require_unit_interval(rho, "rho")
+        self.eps = require_nonnegative_float(eps, "eps")
+        require_choice(eps_placement, "eps_placement", EPS_PLACEMENTS)
+        self.eps_placement = eps_placement
+
+    def _new_state(self, param: np.ndarray) -> dict:
+        return {"mean_sq": np.zeros_like(param)}
+
+    def _update(self, param, grad, state, t):
+        mean_sq = self.rho * state["mean_sq"] + (1 - self.rho) * grad**2
+        new = param - self.lr * grad / _root(mean_sq, self.eps, self.eps_placement)
+        return new, {"mean_sq": mean_sq}
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler, 2012), as ``torch.optim.Adadelta``.
+
+    Update, with ``E[g²]₀ = E[Δw²]₀ = 0`` and ``RMS[z] = √(z + ε)`` (ε inside the root,
+    as in the paper and PyTorch)::
+
+        E[g²]_t  = ρ E[g²]_{t-1} + (1 - ρ) g_t²
+        Δw_t     = - √(E[Δw²]_{t-1} + ε) / √(E[g²]_t + ε) · g_t
+        E[Δw²]_t = ρ E[Δw²]_{t-1} + (1 - ρ) Δw_t²
+        w_t      = w_{t-1} + lr · Δw_t
+
+    Zeiler's method has no learning rate (``lr = 1``, the default); PyTorch multiplies the
+    step by ``lr`` but accumulates the unscaled ``Δw``, and so does this class. The ratio of
+    two RMS values makes the step carry the units of ``w``.
+    """
+
+    def __init__(self, rho: float = 0.9, eps: float = 1e-6, lr: float = 1.0) -> None:
+        super().__init__(lr)
+        self.rho = _require_unit_interval(rho, "rho")
+        self.eps = require_nonnegative_float(eps, "eps")
+
+    def _new_state(self, param: np.ndarray) -> dict:
+        return {"mean_sq_grad": np.zeros_like(param), "mean_sq_delta": np.zeros_like(param)}
+
+    def _update(self, param, grad, state, t):
+        mean_sq_grad = self.rho * state["mean_sq_grad"] + (1 - self.rho) * grad**2
+        delta = -np.sqrt(state["mean_sq_delta"] + self.eps) / np.sqrt(mean_sq_grad + self.eps) * grad
+        mean_sq_delta = self.rho * state["mean_sq_delta"] + (1 - self.rho) * delta**2
+        return param + self.lr * delta, {"mean_sq_grad": mean_sq_grad, "mean_sq_delta": mean_sq_delta}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015), as ``torch.optim.Adam``.
+
+    Update, with ``m₀ = v₀ = 0``::
+
+        m_t = β₁ m_{t-1} + (1 - β₁) g_t          v_t = β₂ v_{t-1} + (1 - β₂) g_t²
+        m̂_t = m_t / (1 - β₁^t)                   v̂_t = v_t / (1 - β₂^t)
+        w_t = w_{t-1} - lr · m̂_t / (√v̂_t + ε)    (eps_placement="outside", paper and PyTorch)
+        w_t = w_{t-1} - lr · m̂_t / √(v̂_t + ε)    (eps_placement="inside", the lecture notes)
+
+    The bias corrections divide by ``1 - β^t``, which depends on the step ``t``; with them a
+    constant gradient gives a step of ``lr`` (up to ε) from the first step on. PyTorch's
+    ``amsgrad=False``, ``weight_decay=0``.
+    """
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        *,
+        eps_placement: EpsPlacement = "outside",
+    ) -> None:
+        super().__init__(lr)
+        self.beta1 = _require_unit_interval(beta1, "beta1")
+        self.beta2 = _require_unit_interval(beta2, "beta2")
+        self.eps = require_nonnegative_float(eps, "eps")
+        require_choice(eps_placement, "eps_placement", EPS_PLACEMENTS)
+        self.eps_placement = eps_placement
+
+    def _new_state(self, param: np.ndarray) -> dict:
+        return {"m": np.zeros_like(param), "v": np.zeros_like(param)}
+
+    def _update(self, param, grad, state, t):
+        m = self.beta1 * state["m"] + (1 - self.beta1) * grad
+        v = self.beta2 * state["v"] + (1 - self.beta2) * grad**2
+        m_hat = m / (1 - self.beta1**t)
+        v_hat = v / (1 - self.beta2**t)
+        new = param - self.lr * m_hat / _root(v_hat, self.eps, self.eps_placement)
+        return new, {"m": m, "v": v}
