@@ -80,3 +80,10 @@ def test_symbolic_helpers_reject_bad_arguments():
         symbolic.batchnorm_forward(sp.ones(2, 1), [1], [0], eps_placement="beside")
     with pytest.raises(ValueError, match="gamma and beta need 1 entries"):
         symbolic.batchnorm_forward(sp.ones(2, 1), [1, 2], [0])
+
+
+def test_prove_zero_with_symbolic_exponents():
+    gamma, t, eta = sp.symbols("gamma t eta", positive=True)
+    geometric = eta * (gamma**t - 1) / (gamma - 1) - eta * (1 - gamma**t) / (1 - gamma)
+    assert symbolic.prove_zero(geometric)
+    assert not symbolic.prove_zero(eta * (gamma**t - 1) / (gamma - 1) - eta * gamma**t)

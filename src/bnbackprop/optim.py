@@ -53,8 +53,8 @@ def _root(second_moment: np.ndarray, eps: float, eps_placement: str) -> np.ndarr
 class Optimizer:
     """Base class: argument checks, per-key state, and an all-or-nothing in-place update.
 
-    Subclasses implement :meth:`_new_state` (the state of a key before its first step) and
-    :meth:`_update` (new parameter values and new state from the old ones; it must not
+    Subclasses implement ``_new_state`` (the state of a key before its first step) and
+    ``_update`` (new parameter values and new state from the old ones; it must not
     modify its arguments).
     """
 

@@ -149,11 +149,25 @@ def prove_zero(expr: sp.Expr) -> bool:
     if not generators:
         return sp.simplify(reduced) == 0
     field, *_ = sp.field(generators, sp.QQ, order=sp.lex)
-    numerator = field.from_expr(reduced).numer
+    try:
+        numerator = field.from_expr(reduced).numer
+    except ValueError:
+        # not a rational function of its symbols (a symbolic exponent such as γ**t, say):
+        # treat the offending subexpressions as further indeterminates
+        return _prove_zero_by_expansion(reduced, relations)
     ring = numerator.ring
     basis = [ring.from_expr(symbol) ** q - ring.from_expr(base) for symbol, base, q in relations]
     if basis:
         numerator = numerator.rem(basis)
+    return numerator == 0
+
+
+def _prove_zero_by_expansion(reduced: sp.Expr, relations: list[tuple[sp.Symbol, sp.Expr, int]]) -> bool:
+    """The same proof with SymPy's general expressions, whose expansion treats any
+    non-polynomial subexpression (γ**t, exp(x)) as one more indeterminate."""
+    numerator = sp.expand(sp.fraction(sp.together(reduced))[0])
+    for symbol, base, q in relations:
+        numerator = sp.expand(sp.rem(numerator, symbol**q - base, symbol))
     return numerator == 0
 
 
