@@ -184,3 +184,15 @@ def test_layer_keras_style_momentum_maps_to_one_minus():
     layer.forward(X)
     assert np.allclose(layer.running_mean, 0.99 * 0 + 0.01 * X.mean(axis=0))
     assert np.allclose(layer.running_var, 0.99 * 1 + 0.01 * X.var(axis=0))
+
+
+def test_batch_statistics_follow_layout_and_ddof():
+    X = np.arange(12.0).reshape(4, 3) ** 2
+    for ddof in (0, 1):
+        mean, var = batchnorm.batch_statistics(X, ddof=ddof)
+        assert np.allclose(mean, X.sum(axis=0) / 4)
+        assert np.allclose(var, ((X - X.sum(axis=0) / 4) ** 2).sum(axis=0) / (4 - ddof))
+        mean_t, var_t = batchnorm.batch_statistics(X.T, ddof=ddof, axis=1)
+        assert np.allclose(mean_t, mean) and np.allclose(var_t, var)
+    with pytest.raises(ValueError, match=r"batch of 1 .* ddof=1"):
+        batchnorm.batch_statistics(X[:1], ddof=1)
