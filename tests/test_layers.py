@@ -126,6 +126,7 @@ def test_linear_backward_before_forward_raises():
         (lambda: layers.activation("softsign"), ValueError, "name must be one of"),
         (lambda: layers.activation("leaky_relu", negative_slope=-0.1), ValueError, "negative_slope"),
         (lambda: layers.activation("relu", derivative_at_zero=np.nan), ValueError, "derivative_at_zero"),
+        (lambda: layers.activation("relu", derivative_at_zero="half"), TypeError, "derivative_at_zero"),
         (lambda: layers.relu(np.array([np.nan])), ValueError, "Z holds 1 non-finite"),
         (lambda: layers.activation("tanh").backward(np.ones(3), np.ones(4)), ValueError, "dA must have shape"),
     ],

@@ -106,6 +106,17 @@ def test_kronecker_jacobians_match_finite_differences():
     assert relative_error(dB, numerical_jacobian(lambda Z: np.kron(A, Z), B)) < 1e-8
 
 
+@pytest.mark.parametrize(("A_shape", "B_shape"), [((2, 3), (4, 2)), ((3, 2), (2, 5)), ((1, 4), (10, 1))])
+def test_questions_quoted_kronecker_rule_is_the_jacobian(A_shape, B_shape):
+    """Update 1 of seed 000 quotes d vec(A ⊗ B)/d vec(A) = (I_nq ⊗ T_mp)(I_n ⊗ vec B ⊗ I_m)."""
+    (m, n), (p, q) = A_shape, B_shape
+    A, B = rng_matrices(7, A_shape, B_shape)
+    quoted = np.kron(np.eye(n * q), matcalc.commutation_matrix(m, p)) @ np.kron(
+        np.kron(np.eye(n), matcalc.vec(B)[:, np.newaxis]), np.eye(m))
+    assert relative_error(quoted, matcalc.kronecker_jacobians(A, B)[0]) < 1e-15
+    assert relative_error(quoted, numerical_jacobian(lambda Z: np.kron(Z, B), A)) < 1e-8
+
+
 def test_row_broadcast_jacobian_is_kronecker_derivative_of_beta_times_ones():
     beta = np.array([[-2.0, -3.0, -4.0]])  # 1 × p
     J = matcalc.row_broadcast_jacobian(5, 3)

@@ -150,7 +150,10 @@ def activation(
     require_choice(name, "name", ACTIVATIONS)
     negative_slope = require_nonnegative_float(negative_slope, "negative_slope")
     alpha = require_nonnegative_float(alpha, "alpha")
-    at_zero = float(derivative_at_zero)
+    try:
+        at_zero = float(derivative_at_zero)
+    except (TypeError, ValueError):
+        raise TypeError(f"derivative_at_zero must be a real number, got {derivative_at_zero!r}") from None
     if not np.isfinite(at_zero):
         raise ValueError(f"derivative_at_zero must be finite, got {derivative_at_zero!r}")
 

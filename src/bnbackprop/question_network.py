@@ -198,6 +198,8 @@ class QuestionNetwork:
         ``through_statistics=False`` holds the batch mean and standard deviation constant,
         which is not the gradient of the network but the one Update 3 of the question uses.
         """
+        if not isinstance(through_statistics, bool):
+            raise TypeError(f"through_statistics must be True or False, got {through_statistics!r}")
         cache = self.forward(X, G1, G2, gamma, beta)
         E = losses.squared_error_gradient(_column(y, "y", cache.y_hat), cache.y_hat, reduction=reduction)
         G2 = np.asarray(G2, dtype=np.float64).reshape(-1, 1)
