@@ -16,6 +16,12 @@ import numpy as np
 from bnbackprop._validation import as_float_array, require_choice
 
 
+def _check(X: np.ndarray, axis: int, eps_placement: str) -> np.ndarray:
+    require_choice(axis, "axis", (0, 1))
+    require_choice(eps_placement, "eps_placement", ("inside", "outside"))
+    return as_float_array(X, "X", ndim=2)
+
+
 def _columns(X: np.ndarray, axis: int) -> list[list[float]]:
     """The features of X as lists of samples, whatever the layout."""
     rows = X if axis == 0 else X.T
@@ -53,9 +59,7 @@ def forward(
     eps_placement: str = "inside",
 ) -> np.ndarray:
     """Training-mode batch norm, one activation at a time; returns Y in the layout of X."""
-    require_choice(axis, "axis", (0, 1))
-    require_choice(eps_placement, "eps_placement", ("inside", "outside"))
-    X = as_float_array(X, "X", ndim=2)
+    X = _check(X, axis, eps_placement)
     out = []
     for j, column in enumerate(_columns(X, axis)):
         mean, _, denominator = _statistics(column, eps, ddof, eps_placement)
@@ -74,9 +78,7 @@ def backward(
     eps_placement: str = "inside",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(dX, dgamma, dbeta)`` by the scalar chain rule over every pair of samples."""
-    require_choice(axis, "axis", (0, 1))
-    require_choice(eps_placement, "eps_placement", ("inside", "outside"))
-    X = as_float_array(X, "X", ndim=2)
+    X = _check(X, axis, eps_placement)
     dY = as_float_array(dY, "dY", ndim=2)
     upstream = _columns(dY, axis)
     dX_columns, dgamma, dbeta = [], [], []
