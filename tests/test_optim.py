@@ -135,6 +135,14 @@ TORCH_PAIRS = [
 ]
 
 
+def step_torch(reference, tensors):
+    """One step of a torch optimizer, fed the same loss gradient as ours, in the tensors' dtype."""
+    grads = loss_gradient({key: tensor.detach().numpy() for key, tensor in tensors.items()})
+    for key, tensor in tensors.items():
+        tensor.grad = torch.tensor(grads[key], dtype=tensor.dtype)
+    reference.step()
+
+
 @pytest.mark.parametrize(("ours", "theirs"), TORCH_PAIRS)
 def test_matches_torch_over_300_steps(ours, theirs):
     params = start_params()
@@ -143,10 +151,7 @@ def test_matches_torch_over_300_steps(ours, theirs):
     moved = 0.0
     for _ in range(300):
         optimizer.step(params, loss_gradient(params))
-        torch_grads = loss_gradient({k: t.detach().numpy() for k, t in tensors.items()})
-        for key, tensor in tensors.items():
-            tensor.grad = torch.tensor(torch_grads[key], dtype=torch.float64)
-        reference.step()
+        step_torch(reference, tensors)
     for key, tensor in tensors.items():
         np.testing.assert_allclose(params[key], tensor.detach().numpy(), rtol=1e-10, atol=1e-12)
         moved += float(np.abs(params[key] - start_params()[key]).sum())
@@ -165,10 +170,7 @@ def test_sgd_follows_torch_under_a_learning_rate_schedule():
         for group in reference.param_groups:
             group["lr"] = lr
         optimizer.step(params, loss_gradient(params))
-        torch_grads = loss_gradient({k: t.detach().numpy() for k, t in tensors.items()})
-        for key, tensor in tensors.items():
-            tensor.grad = torch.tensor(torch_grads[key], dtype=torch.float64)
-        reference.step()
+        step_torch(reference, tensors)
     for key, tensor in tensors.items():
         np.testing.assert_allclose(params[key], tensor.detach().numpy(), rtol=1e-10, atol=1e-12)
 
@@ -179,10 +181,7 @@ def test_float32_parameters_stay_float32_and_follow_torch():
     optimizer, reference = Adam(lr=0.01), torch.optim.Adam(list(tensors.values()), lr=0.01)
     for _ in range(50):
         optimizer.step(params, loss_gradient(params))
-        torch_grads = loss_gradient({k: t.detach().numpy() for k, t in tensors.items()})
-        for key, tensor in tensors.items():
-            tensor.grad = torch.tensor(torch_grads[key], dtype=torch.float32)
-        reference.step()
+        step_torch(reference, tensors)
     for key, tensor in tensors.items():
         assert params[key].dtype == np.float32
         np.testing.assert_allclose(params[key], tensor.detach().numpy(), rtol=1e-4, atol=1e-5)

@@ -34,6 +34,12 @@ def grad_quadratic(w: np.ndarray) -> np.ndarray:
     return A @ (w - C)
 
 
+def moving_average(values: list, decay: float):
+    """The printed closed form Σ_{s=1}^{t} decay^(t-s) (1 - decay) c_s of a running average started at 0."""
+    t = len(values)
+    return sum(decay ** (t - s) * (1 - decay) * values[s - 1] for s in range(1, t + 1))
+
+
 def run_published(optimizer, steps: int, w0=(-1.0, 1.0)) -> np.ndarray:
     w, path = np.array(w0), []
     for _ in range(steps):
@@ -116,8 +122,7 @@ def test_notes_adadelta_against_its_printed_formula():
         w = notes.update(w, grad_quadratic(w))
         g = grad_quadratic(w_formula)
         history.append(g)
-        t = len(history)
-        G = sum(gamma ** (t - s) * (1 - gamma) * history[s - 1] ** 2 for s in range(1, t + 1))
+        G = moving_average([h**2 for h in history], gamma)
         w_formula = w_formula - eta / np.sqrt(G + eps) * g
         np.testing.assert_allclose(w, w_formula, rtol=1e-12)
 
@@ -127,8 +132,8 @@ def adam_formula_path(eta, b1, b2, eps, steps, eps_inside):
     w, history, path = np.array([-1.0, 1.0]), [], []
     for t in range(1, steps + 1):
         history.append(grad_quadratic(w))
-        m = sum(b1 ** (t - s) * (1 - b1) * history[s - 1] for s in range(1, t + 1))
-        v = sum(b2 ** (t - s) * (1 - b2) * history[s - 1] ** 2 for s in range(1, t + 1))
+        m = moving_average(history, b1)
+        v = moving_average([h**2 for h in history], b2)
         m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
         root = np.sqrt(v_hat + eps) if eps_inside else np.sqrt(v_hat) + eps
         w = w - eta * m_hat / root
@@ -262,8 +267,7 @@ def test_blog_rmsprop_against_its_printed_formula_and_ours():
         w = blog.update(w, grad_quadratic(w))
         g = grad_quadratic(w_formula)
         history.append(g)
-        t = len(history)
-        E = sum(rho ** (t - s) * (1 - rho) * history[s - 1] ** 2 for s in range(1, t + 1))
+        E = moving_average([h**2 for h in history], rho)
         w_formula = w_formula - eta * g / np.sqrt(E + 1e-8)
         np.testing.assert_allclose(w, w_formula, rtol=1e-12)
     ours = run_ours(RMSprop(lr=eta, rho=rho, eps=1e-8, eps_placement="inside"), 100)
@@ -278,9 +282,8 @@ def test_blog_adam_follows_its_printed_formula_which_lacks_the_power_t():
     for _ in range(60):
         w = blog.update(w, grad_quadratic(w))
         history.append(grad_quadratic(w_formula))
-        t = len(history)
-        m = sum(b1 ** (t - s) * (1 - b1) * history[s - 1] for s in range(1, t + 1))
-        v = sum(b2 ** (t - s) * (1 - b2) * history[s - 1] ** 2 for s in range(1, t + 1))
+        m = moving_average(history, b1)
+        v = moving_average([h**2 for h in history], b2)
         w_formula = w_formula - eta * (m / (1 - b1)) / (np.sqrt(v / (1 - b2)) + eps)
         np.testing.assert_allclose(w, w_formula, rtol=1e-12)
 
