@@ -298,9 +298,9 @@ class BatchNorm:
 
     __call__ = forward
 
-    def backward(self, dY: np.ndarray) -> np.ndarray:
-        """Return ``dX`` and store ``dgamma`` and ``dbeta`` on the layer."""
+    def backward(self, dY: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return ``(dX, dgamma, dbeta)``, as :func:`backward` does, and store ``dgamma`` and ``dbeta`` on the layer."""
         if self._cache is None:
             raise RuntimeError("BatchNorm.backward called before forward")
         dX, self.dgamma, self.dbeta = backward(dY, self._cache)
-        return dX
+        return dX, self.dgamma, self.dbeta
