@@ -370,7 +370,8 @@ def batch_statistics(X, *, ddof: int = 0, axis: int | tuple[int, ...] = 0):
     if xp is None:
         mean, var, sigma, _, _ = _fit_numpy(X, axes, ddof, 1.0, "inside", dtype, xhat=False)
     else:
-        mean, var, sigma, _, _ = _fit_xp(xp, X, axes, ddof, 1.0, "inside", dtype)
+        with np.errstate(all="ignore"):
+            mean, var, sigma, _, _ = _fit_xp(xp, X, axes, ddof, 1.0, "inside", dtype)
     tiny, _ = _limits(namespace, dtype)
     underflow = (sigma > 0) & (var < tiny)
     if bool(namespace.any(underflow)):
@@ -472,9 +473,10 @@ def forward(
         mean, var, sigma, inv_denom, xhat = _fit_numpy(X, axes, ddof, eps, eps_placement, dtype)
         Y = _output_numpy(xhat, gamma_b, beta_b, X.dtype, "batch-norm forward")
     else:
-        mean, var, sigma, denominator, xhat = _fit_xp(xp, X, axes, ddof, eps, eps_placement, dtype)
-        inv_denom = 1.0 / denominator
-        Y = _output_xp(xp, xhat, gamma_b, beta_b, X.dtype, "batch-norm forward")
+        with np.errstate(all="ignore"):  # array-api-strict computes with NumPy: no overflow warnings
+            mean, var, sigma, denominator, xhat = _fit_xp(xp, X, axes, ddof, eps, eps_placement, dtype)
+            inv_denom = 1.0 / denominator
+            Y = _output_xp(xp, xhat, gamma_b, beta_b, X.dtype, "batch-norm forward")
     cache = _finish_cache(namespace, X, xhat, mean, var, sigma, inv_denom, gamma, eps, ddof, axes, eps_placement, True)
     return Y, cache
 
@@ -542,12 +544,14 @@ def forward_inference(
     else:
         X = X if X.dtype == dtype else xp.astype(X, dtype)
         _arrays.require_finite(xp, X, "X")
-        xhat = (X - mean_b) * inv_denom
+        with np.errstate(all="ignore"):
+            xhat = (X - mean_b) * inv_denom
         if not _arrays.all_finite(xp, xhat):
             raise ValueError(
                 f"{what}: x̂ = (X - mean) / denominator overflows {dtype} (X far from mean, or var + eps too small)"
             )
-        Y = _output_xp(xp, xhat, gamma_b, beta_b, X.dtype, what)
+        with np.errstate(all="ignore"):
+            Y = _output_xp(xp, xhat, gamma_b, beta_b, X.dtype, what)
     cache = _finish_cache(
         namespace, X, xhat, mean_b, var_b, sigma, inv_denom, gamma, eps, 0, axes, eps_placement, False
     )
@@ -573,7 +577,8 @@ def backward(dY, cache: BatchNormCache):
     require_shape(dY, tuple(cache.xhat.shape), "dY", "the shape of X in the forward pass")
     if xp is None:
         return _backward_numpy(dY, cache)
-    return _backward_xp(xp, dY, cache)
+    with np.errstate(all="ignore"):
+        return _backward_xp(xp, dY, cache)
 
 
 def _out_dtype(cache):
@@ -650,6 +655,19 @@ def _check_num_features(num_features: object) -> tuple[int, ...]:
     return tuple(require_int(item, "num_features", minimum=1) for item in items)
 
 
+def _owned_array(name: str, what: str) -> property:
+    """A layer attribute that copies what is assigned to it, so that it never shares memory."""
+    private = "_" + name
+
+    def get(self) -> np.ndarray:
+        return getattr(self, private)
+
+    def set(self, value: object) -> None:
+        setattr(self, private, self._owned(value, name))
+
+    return property(get, set, doc=f"The {what} (a copy of what was assigned).")
+
+
 class BatchNorm:
     """A batch-norm layer with learnable ``gamma``, ``beta`` and running statistics.
 
@@ -666,6 +684,10 @@ class BatchNorm:
 
     In training mode :meth:`forward` uses batch statistics; after :meth:`eval` it uses the
     running statistics, and :meth:`backward` then treats them as constants.
+
+    ``gamma``, ``beta``, ``running_mean`` and ``running_var`` are NumPy float64 arrays owned
+    by the layer: assigning one copies it (after checking its shape), so the caller's array
+    and the layer never share memory; updating them in place (an optimizer step) works.
     """
 
     def __init__(
@@ -689,6 +711,7 @@ class BatchNorm:
         _check_axis_type(axis)
         self.axis = axis
         self.running_var_ddof = require_int(running_var_ddof, "running_var_ddof", minimum=0)
+        self._shape = shape
         self.gamma = np.ones(shape)
         self.beta = np.zeros(shape)
         self.running_mean = np.zeros(shape)
@@ -697,6 +720,17 @@ class BatchNorm:
         self.dgamma: np.ndarray | None = None
         self.dbeta: np.ndarray | None = None
         self._cache: BatchNormCache | None = None
+
+    def _owned(self, value: object, name: str) -> np.ndarray:
+        array = as_float_array(value, name)
+        require_shape(array, self._shape, name, f"one entry per feature of BatchNorm({self.num_features})")
+        require_finite(array, name)
+        return np.array(array, dtype=np.float64)
+
+    gamma = _owned_array("gamma", "scale γ, one entry per feature")
+    beta = _owned_array("beta", "shift β, one entry per feature")
+    running_mean = _owned_array("running_mean", "running mean used in eval mode")
+    running_var = _owned_array("running_var", "running variance used in eval mode")
 
     def train(self, mode: bool = True) -> BatchNorm:
         """Switch to training mode (batch statistics), or to inference with ``mode=False``."""
