@@ -23,9 +23,25 @@ with ``inv_denom`` = 1/√(σ² + ε) (ε inside) or 1/(σ + ε) (ε outside), �
 and κ = (σ + ε)/σ for ε outside; the book derives it in the chapter on the batch-norm
 backward pass.
 
-The cache kept between the passes (:class:`BatchNormCache`) holds x̂ (one array the size of
-``X``) and per-feature vectors: ``inv_denom``, ``gamma``, κ, ``mean`` and ``var``. The
-centred input X - μ is not kept: the backward pass needs only x̂.
+The cache kept between the passes (:class:`BatchNormCache`) is one array the size of ``X``,
+x̂, and per-feature vectors: ``inv_denom``, ``gamma`` and κ, which the backward pass uses,
+and ``mean`` and ``var``, which the layer's running statistics use. X - μ is not kept.
+
+Array libraries and dtypes: NumPy arrays take a fast path (few passes over memory, in-place
+updates, no temporaries beyond x̂, Y and dX). Arrays of other libraries that follow the
+Python array API standard (PyTorch, CuPy, array-api-strict; needs ``array-api-compat``)
+take the same formulas written with standard functions only, and the results come back in
+the input's library. float32 stays float32; float16 is computed in float32 and the results
+rounded to float16.
+
+Numerics: the statistics are two-pass, corrected by the centred values' own mean. Features
+whose squares would overflow or lose digits to underflow (in float64 a spread near 1e154 or
+above, or below 1e-146; in float32 near 1e19, or below 3e-16), or whose spread is within
+rounding of their mean, are recomputed with each feature divided by a power of 2 before
+squaring. They normalise correctly as long as σ² fits the dtype: a larger σ² raises
+``ValueError``, a smaller one still gives the right x̂ (only ``var`` rounds). A feature whose
+entries are all equal has mean equal to that value, variance 0 and x̂ = 0 (refused when
+ε = 0). Outputs that would overflow and non-finite input raise ``ValueError`` too.
 """
 
 from __future__ import annotations
@@ -88,9 +104,10 @@ class BatchNormCache:
         return self.inv_denom
 
     @property
-    def xc(self) -> np.ndarray:
+    def xc(self):
         """The centred input X - μ, recomputed from x̂ (it is not kept in the cache)."""
-        return self.xhat / _broadcast(self.inv_denom, self.xhat.ndim, self.axis)
+        namespace = _arrays.foreign_namespace(self.xhat) or np
+        return self.xhat / _expand(namespace, self.inv_denom, self.xhat.ndim, self.axis)
 
 
 def _broadcast(vector: np.ndarray, ndim: int, axes: tuple[int, ...]) -> np.ndarray:
@@ -179,14 +196,6 @@ def _batch_size(X, axes: tuple[int, ...], ddof: int, what: str) -> int:
             f"X has shape {tuple(X.shape)}, a batch of {n}"
         )
     return n
-
-
-def _features(mask: np.ndarray) -> list:
-    """Indices of the features where ``mask`` holds, as ints (one feature axis) or tuples."""
-    found = np.argwhere(mask)
-    if mask.ndim == 1:
-        return found[:, 0].tolist()
-    return [tuple(row) for row in found.tolist()]
 
 
 def _trusted(xp, mean, var, n: int, dtype):
