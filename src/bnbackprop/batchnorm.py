@@ -95,12 +95,12 @@ class BatchNormCache:
 
     @property
     def batch_size(self) -> int:
-        """Number N of entries per feature: the product of the sizes of the reduced axes."""
+        """The number N of entries per feature, the product of the sizes of the reduced axes."""
         return math.prod(self.xhat.shape[a] for a in self.axis)
 
     @property
     def inv_std(self) -> np.ndarray:
-        """Former name of :attr:`inv_denom` (it is 1/σ only when ε = 0); kept for old code."""
+        """Former name of ``inv_denom`` (it is 1/σ only when ε = 0); kept for old code."""
         return self.inv_denom
 
     @property
