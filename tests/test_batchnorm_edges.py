@@ -179,6 +179,11 @@ def test_float16_is_computed_in_float32_and_returned_in_float16():
         assert relative_error(low.astype(np.float64), high) < 1e-3
     with pytest.raises(ValueError, match="overflows float16"):
         batchnorm.forward(X, np.full(3, 6e4), np.full(3, 6e4))
+    with pytest.raises(ValueError, match=r"variance of feature\(s\) \[0, 1, 2\] .* overflows float16"):
+        batchnorm.batch_statistics(X)  # σ ≈ 300: σ² ≈ 9e4 is beyond float16's 65504
+    mean, var = batchnorm.batch_statistics(X / 10)
+    assert mean.dtype == var.dtype == np.float16
+    assert relative_error(var.astype(np.float64), (X / 10).astype(np.float64).var(axis=0)) < 1e-3
 
 
 def test_nothing_shares_memory_with_the_caller():

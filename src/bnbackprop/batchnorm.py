@@ -403,16 +403,24 @@ def batch_statistics(X, *, ddof: int = 0, axis: int | tuple[int, ...] = 0):
     else:
         with np.errstate(all="ignore"):
             mean, var, sigma, _, _ = _fit_xp(xp, X, axes, ddof, 1.0, "inside", dtype)
-    tiny, _ = _limits(namespace, dtype)
+    tiny, _ = _limits(namespace, X.dtype)  # float16 results must fit float16
     underflow = (sigma > 0) & (var < tiny)
     if bool(namespace.any(underflow)):
         bad = _arrays.true_indices(namespace, namespace.reshape(underflow, features))
         raise ValueError(
-            f"the variance of feature(s) {bad} of X {tuple(X.shape)} underflows {dtype} (σ below the square "
+            f"the variance of feature(s) {bad} of X {tuple(X.shape)} underflows {X.dtype} (σ below the square "
             "root of the smallest normal float); rescale X"
         )
-    if X.dtype != dtype:
-        mean, var = (namespace.astype(a, X.dtype) for a in (mean, var))
+    if X.dtype != dtype:  # float16: computed in float32, returned in float16 if it fits
+        with np.errstate(over="ignore"):
+            var = namespace.astype(var, X.dtype)
+        mean = namespace.astype(mean, X.dtype)
+        if not _arrays.all_finite(namespace, var):
+            bad = _arrays.true_indices(namespace, namespace.reshape(~namespace.isfinite(var), features))
+            raise ValueError(
+                f"the variance of feature(s) {bad} of X {tuple(X.shape)} overflows {X.dtype}; "
+                "pass X as float32 to get it"
+            )
     return namespace.reshape(mean, features), namespace.reshape(var, features)
 
 
