@@ -154,8 +154,11 @@ def test_outputs_that_would_overflow_raise():
         far = np.array([[1e308], [-1e308]])
         batchnorm.forward_inference(far, np.ones(1), np.zeros(1), np.zeros(1), np.ones(1) * 1e-20)
     _, nearly_constant = batchnorm.forward(np.array([[0.0], [1e-200]]), np.ones(1), np.zeros(1), eps=1e-300)
-    with pytest.raises(ValueError, match="backward: dX overflows float64"):
+    with pytest.raises(ValueError, match="backward: dX, dgamma or dbeta overflows float64"):
         batchnorm.backward(np.array([[1e200], [-1e200]]), nearly_constant)
+    _, huge_gamma = batchnorm.forward(np.array([[0.0], [1e-200]]), np.full(1, 1e300), np.zeros(1), eps=1e-300)
+    with pytest.raises(ValueError, match="backward: γ/denominator overflows float64"):
+        batchnorm.backward(np.array([[1.0], [-1.0]]), huge_gamma)
     _, cache = batchnorm.forward(UNIT, GAMMA, BETA)
     with pytest.raises(ValueError, match="backward: the sum of dY over the batch overflows"):
         batchnorm.backward(np.full(UNIT.shape, 1e307), cache)

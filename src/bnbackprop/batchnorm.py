@@ -658,9 +658,12 @@ def _backward_numpy(dY: np.ndarray, cache: BatchNormCache):
         raise ValueError(f"{what}: Σ dY ⊙ x̂ over the batch overflows {dtype.name}; rescale the loss")
     gamma, inv_denom, kappa = (_broadcast(v, ndim, axes) for v in (cache.gamma, cache.inv_denom, cache.kappa))
     _refuse_infinite_inverse(np, cache)
+    with np.errstate(all="ignore"):
+        scale = gamma * inv_denom
+    if not np.isfinite(scale).all():
+        raise ValueError(f"{what}: γ/denominator overflows {dtype.name}, so dX cannot be represented")
     try:
         with np.errstate(over="raise", invalid="raise", under="ignore", divide="ignore"):
-            scale = gamma * inv_denom
             if cache.batch_stats:
                 # dX = γ·inv_denom·(dY - Σ dY / N - κ x̂ Σ(dY ⊙ x̂) / (N - ddof)): g = dY ⊙ γ with γ factored out
                 dX = np.multiply(xhat, dgamma * (kappa / -(cache.batch_size - cache.ddof)))
@@ -672,8 +675,8 @@ def _backward_numpy(dY: np.ndarray, cache: BatchNormCache):
             grads = [a.astype(out_dtype, copy=False) for a in (dX, dgamma, dbeta)]
     except FloatingPointError:
         raise ValueError(
-            f"{what}: dX overflows {np.dtype(out_dtype).name} (max γ/denominator = {np.abs(scale).max():.3g}: "
-            "a nearly constant feature with a tiny eps, or a huge dY)"
+            f"{what}: dX, dgamma or dbeta overflows {np.dtype(out_dtype).name} (max γ/denominator = "
+            f"{np.abs(scale).max():.3g}: a nearly constant feature with a tiny eps, or a huge dY)"
         ) from None
     features = _feature_shape(xhat.shape, axes)
     return grads[0], grads[1].reshape(features), grads[2].reshape(features)
