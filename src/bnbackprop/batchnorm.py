@@ -299,6 +299,9 @@ def _sum_of_products(A: np.ndarray, B: np.ndarray, axes: tuple[int, ...]) -> np.
     return np.einsum(f"{letters},{letters}->{kept}", A, B)
 
 
+_LARGE = 2**16  # arrays from this size on take the path with fewer passes over memory
+
+
 def _fit_numpy(X: np.ndarray, axes: tuple[int, ...], ddof: int, eps: float, eps_placement: str, dtype, *, xhat=True):
     """Mean, variance, denominator (broadcast shape) and x̂ of X over ``axes``, NumPy path.
 
@@ -315,8 +318,12 @@ def _fit_numpy(X: np.ndarray, axes: tuple[int, ...], ddof: int, eps: float, eps_
         centred = np.subtract(X, mean, dtype=dtype)
         shift = np.add.reduce(centred, axis=axes, keepdims=True)
         shift /= n
-        scratch = np.multiply(centred, centred)  # the squares now, Y later
-        squares = np.add.reduce(scratch, axis=axes, keepdims=True)
+        if X.size >= _LARGE:  # no temporary for the squares
+            scratch = None
+            squares = _broadcast(_sum_of_products(centred, centred, axes), X.ndim, axes)
+        else:  # summed as np.var does, so that small results match it to the bit
+            scratch = np.multiply(centred, centred)  # the squares now, Y later
+            squares = np.add.reduce(scratch, axis=axes, keepdims=True)
         mean, var = _corrected(np, mean, shift, squares, n, ddof)
         ok, sigma = _trusted(np, mean, var, n, dtype)
         index = np.nonzero(~ok.reshape(features))
