@@ -141,9 +141,10 @@ class QuestionNetwork:
         self.activation = layers.activation(activation, derivative_at_zero=derivative_at_zero)
 
     def _check(self, X, G1, G2, gamma, beta):
-        X = as_float_array(X, "X", ndim=2)
-        G1 = as_float_array(G1, "G1", ndim=2)
-        G2 = as_float_array(G2, "G2")
+        # copies: the ForwardCache returned to the caller must not change with the caller's arrays
+        X = as_float_array(X, "X", ndim=2).copy()
+        G1 = as_float_array(G1, "G1", ndim=2).copy()
+        G2 = as_float_array(G2, "G2").copy()
         if G2.ndim == 1:
             G2 = G2[:, np.newaxis]
         for name, value in (("X", X), ("G1", G1), ("G2", G2)):
