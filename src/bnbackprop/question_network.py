@@ -38,6 +38,7 @@ import numpy as np
 from bnbackprop import batchnorm, layers, loops, losses
 from bnbackprop._validation import (
     as_float_array,
+    require_choice,
     require_finite,
     require_int,
     require_nonnegative_float,
@@ -138,6 +139,7 @@ class QuestionNetwork:
         self.batch_norm = batch_norm
         self.ddof = require_int(ddof, "ddof", minimum=0)
         self.eps = require_nonnegative_float(eps, "eps")
+        require_choice(activation, "activation", layers.ACTIVATIONS)
         self.activation = layers.activation(activation, derivative_at_zero=derivative_at_zero)
 
     def _check(self, X, G1, G2, gamma, beta):
