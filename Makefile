@@ -8,6 +8,7 @@
 #   make serve   serve _build/html on http://127.0.0.1:$(PORT)/ (PORT=8000)
 #   make clean   remove build outputs and caches (keeps .venv)
 #   make distclean  also remove .venv
+#   make help    print this list
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -29,7 +30,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 
-.PHONY: book build-book serve test lint pytest chromium venv clean distclean
+.PHONY: book build-book serve test lint pytest chromium venv clean distclean help
 
 ## The virtual environment --------------------------------------------------
 
@@ -88,6 +89,9 @@ test: chromium $(STAMP)
 	@$(MAKE) --no-print-directory pytest
 
 ## Housekeeping --------------------------------------------------------------
+
+help:
+	@sed -n '3,/^$$/{/^$$/d;s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
 
 clean:
 	rm -rf _build .jupyter_cache .pytest_cache .ruff_cache
