@@ -1,11 +1,14 @@
 # Backprop through batch norm, in matrix form: executable derivations.
 #
 #   make book    build the website into _build/html (creates .venv on first use)
-#   make test    lint, build the book (warnings are errors), then run the unit
-#                tests, the browser test and every chapter notebook (nbval)
+#   make test    install Debian's chromium if it is missing (or stop, saying what
+#                to run), lint, build the book (warnings are errors), then run the
+#                unit tests, the browser test and every chapter notebook (nbval)
+#   make chromium  only the first step of `make test`
 #   make serve   serve _build/html on http://127.0.0.1:$(PORT)/ (PORT=8000)
 #   make clean   remove build outputs and caches (keeps .venv)
 #   make distclean  also remove .venv
+#   make help    print this list
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -27,7 +30,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 
-.PHONY: book build-book serve test lint pytest venv clean distclean
+.PHONY: book build-book serve test lint pytest chromium venv clean distclean help
 
 ## The virtual environment --------------------------------------------------
 
@@ -62,6 +65,12 @@ serve:
 
 ## Tests ---------------------------------------------------------------------
 
+# The browser test needs Debian's chromium, which pip cannot install: install it with
+# apt-get (as root, or through password-less sudo), or stop before anything runs with one
+# line saying what to run. .ci/run calls the same script.
+chromium:
+	@bash tools/ensure_chromium.sh
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests
 
@@ -69,17 +78,20 @@ lint: $(STAMP)
 # chapter notebook, re-executed and compared cell by cell with its committed
 # outputs (strict --nbval; volatile text is sanitized by
 # tests/nbval_sanitize.cfg). nbval collects only the .ipynb files.
-pytest: $(STAMP)
+pytest: chromium $(STAMP)
 	$(PY) -m pytest tests $(NOTEBOOKS) \
 	    --nbval --nbval-current-env --nbval-cell-timeout 600 \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-test: $(STAMP)
+test: chromium $(STAMP)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory build-book
 	@$(MAKE) --no-print-directory pytest
 
 ## Housekeeping --------------------------------------------------------------
+
+help:
+	@sed -n '3,/^$$/{/^$$/d;s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
 
 clean:
 	rm -rf _build .jupyter_cache .pytest_cache .ruff_cache

@@ -225,7 +225,7 @@ def test_update1_matrix_is_the_kronecker_derivative(data):
         (lambda d: QuestionNetwork().gradients(d.X, d.y, d.G1, d.G2, d.gamma, d.beta, through_statistics="no"),
          TypeError, "through_statistics"),
         (lambda d: QuestionNetwork(derivative_at_zero="half"), TypeError, "derivative_at_zero"),
-        (lambda d: QuestionNetwork(activation="swish"), ValueError, "name must be one of"),
+        (lambda d: QuestionNetwork(activation="swish"), ValueError, "activation must be one of"),
         (lambda d: QuestionNetwork().predict(d.X[:1], d.G1, d.G2, d.gamma, d.beta), ValueError, "at least 2"),
         (lambda d: QuestionNetwork().predict(np.where(d.X == 3, np.nan, d.X), d.G1, d.G2, d.gamma, d.beta),
          ValueError, "X holds"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -66,3 +66,50 @@ def require_nonnegative_float(value: object, name: str) -> float:
     if not np.isfinite(number) or number < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return number
+
+
+def require_finite_output(array: object, operation: str, cause: str) -> None:
+    """Raise ``ValueError`` if the result of ``operation`` holds NaN or inf; ``cause`` says why it might."""
+    values = np.asarray(array)
+    if not np.all(np.isfinite(values)):
+        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        raise ValueError(f"{operation} produced {bad} non-finite value(s) (NaN or inf): {cause}")
+
+
+def require_real_number(value: object, name: str) -> float:
+    """Return ``value`` as a finite float (any sign), or raise naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    number = float(value)
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return number
+
+
+def require_bool(value: object, name: str) -> bool:
+    """Return ``value`` if it is True or False, or raise ``TypeError`` naming it."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def require_batch(n: int, ddof: int, shape: tuple[int, ...], axis: int) -> None:
+    """Raise ``ValueError`` unless a batch of ``n`` samples has a variance with ``ddof`` (n ≥ 2, n > ddof)."""
+    if n < 2 or n <= ddof:
+        raise ValueError(
+            f"X: training-mode batch norm needs a batch of at least 2 samples (and more than "
+            f"ddof={ddof}) along axis {axis}; X has shape {tuple(shape)}, a batch of {n}"
+        )
+
+
+def require_separate_memory(arrays: Mapping[object, np.ndarray], name: str) -> None:
+    """Raise ``ValueError`` if two entries of ``arrays`` share memory (the same array twice,
+    or overlapping views): an in-place update of one would change the other."""
+    items = list(arrays.items())
+    for i, (key_a, a) in enumerate(items):
+        for key_b, b in items[i + 1 :]:
+            if np.may_share_memory(a, b) and np.shares_memory(a, b):
+                raise ValueError(
+                    f"{name}[{key_a!r}] and {name}[{key_b!r}] share memory (the same array, or "
+                    "overlapping views): an in-place update of one would change the other; pass copies"
+                )

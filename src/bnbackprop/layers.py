@@ -22,6 +22,7 @@ from bnbackprop._validation import (
     as_float_array,
     require_choice,
     require_finite,
+    require_finite_output,
     require_nonnegative_float,
     require_shape,
 )
@@ -53,8 +54,10 @@ def _linear_inputs(X: object, W: object, b: object | None) -> tuple:
 def linear_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """``X W + 1_N bᵀ`` (or ``X W`` when ``b`` is None) for X of shape N × p_in."""
     X, W, b = _linear_inputs(X, W, b)
-    Y = X @ W
-    return Y if b is None else Y + b[np.newaxis, :]
+    with np.errstate(over="ignore", invalid="ignore"):
+        Y = X @ W if b is None else X @ W + b[np.newaxis, :]
+    require_finite_output(Y, "linear_forward (X W + b)", "overflow; X, W or b too large for their dtype")
+    return Y
 
 
 def linear_backward(
@@ -64,26 +67,37 @@ def linear_backward(
     X, W, _ = _linear_inputs(X, W, None)
     dY = _matrix(dY, "dY")
     require_shape(dY, (X.shape[0], W.shape[1]), "dY", f"the output X W of X {X.shape}, W {W.shape}")
-    dX = dY @ W.T
-    dW = X.T @ dY
-    db = dY.sum(axis=0) if bias else None
+    with np.errstate(over="ignore", invalid="ignore"):
+        dX = dY @ W.T
+        dW = X.T @ dY
+        db = dY.sum(axis=0) if bias else None
+    for name, value in (("dX", dX), ("dW", dW), ("db", db)):
+        if value is not None:
+            require_finite_output(value, f"linear_backward ({name})", "overflow; dY, X or W too large for their dtype")
     return dX, dW, db
 
 
 @dataclass
 class Linear:
-    """A linear layer ``X W (+ b)`` that keeps its input for the backward pass."""
+    """A linear layer ``X W (+ b)`` that keeps its input for the backward pass.
+
+    ``W`` and ``b`` are the layer's parameters (an optimizer may update them in place). The
+    forward pass keeps copies of ``X`` and ``W``, so the backward pass differentiates the
+    forward pass that ran, even if the caller changes its ``X`` or ``W`` in between.
+    """
 
     W: np.ndarray
     b: np.ndarray | None = None
     dW: np.ndarray | None = field(default=None, init=False)
     db: np.ndarray | None = field(default=None, init=False)
     _X: np.ndarray | None = field(default=None, init=False, repr=False)
+    _W: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward(self, X: np.ndarray) -> np.ndarray:
-        """Apply the layer and remember ``X``."""
+        """Apply the layer and remember (copies of) ``X`` and ``W``."""
         Y = linear_forward(X, self.W, self.b)
-        self._X = np.asarray(X, dtype=Y.dtype)
+        self._X = np.array(X, dtype=Y.dtype, copy=True)
+        self._W = as_float_array(self.W, "W").copy()
         return Y
 
     __call__ = forward
@@ -92,7 +106,7 @@ class Linear:
         """Return ``dX``; store ``dW`` (and ``db`` if the layer has a bias)."""
         if self._X is None:
             raise RuntimeError("Linear.backward called before forward")
-        dX, self.dW, self.db = linear_backward(dY, self._X, self.W, bias=self.b is not None)
+        dX, self.dW, self.db = linear_backward(dY, self._X, self._W, bias=self.b is not None)
         return dX
 
 
@@ -108,7 +122,10 @@ class Activation:
         """``a(Z)`` element by element."""
         Z = as_float_array(Z, "Z")
         require_finite(Z, "Z")
-        return self.function(Z)
+        with np.errstate(over="ignore", invalid="ignore"):
+            A = self.function(Z)
+        require_finite_output(A, f"{self.name} forward", "overflow for Z this large in its dtype")
+        return A
 
     __call__ = forward
 
@@ -124,7 +141,11 @@ class Activation:
         Z = as_float_array(Z, "Z")
         require_shape(dA, Z.shape, "dA", "the shape of the activation's input Z")
         require_finite(dA, "dA")
-        return dA * self.derivative(Z)
+        slope = self.derivative(Z)
+        with np.errstate(over="ignore", invalid="ignore"):
+            dZ = dA * slope
+        require_finite_output(dZ, f"{self.name} backward (dA ⊙ a'(Z))", "overflow; dA too large for its dtype")
+        return dZ
 
 
 def _sigmoid(Z: np.ndarray) -> np.ndarray:

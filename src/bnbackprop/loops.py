@@ -13,13 +13,37 @@ import math
 
 import numpy as np
 
-from bnbackprop._validation import as_float_array, require_choice
+from bnbackprop._validation import (
+    as_float_array,
+    require_batch,
+    require_choice,
+    require_finite,
+    require_finite_output,
+    require_int,
+    require_nonnegative_float,
+    require_shape,
+)
 
 
-def _check(X: np.ndarray, axis: int, eps_placement: str) -> np.ndarray:
+def _check(X, gamma, eps, ddof, axis, eps_placement) -> tuple:
+    """The arguments checked as :func:`bnbackprop.batchnorm.forward` checks them."""
+    eps = require_nonnegative_float(eps, "eps")
+    ddof = require_int(ddof, "ddof", minimum=0)
     require_choice(axis, "axis", (0, 1))
     require_choice(eps_placement, "eps_placement", ("inside", "outside"))
-    return as_float_array(X, "X", ndim=2)
+    X = as_float_array(X, "X", ndim=2)
+    require_finite(X, "X")
+    require_batch(X.shape[axis], ddof, X.shape, axis)
+    gamma = _vector(gamma, "gamma", X, axis)
+    return X, gamma, eps, ddof, int(axis)
+
+
+def _vector(value: object, name: str, X: np.ndarray, axis: int) -> np.ndarray:
+    vector = as_float_array(value, name)
+    p = X.shape[1 - axis]
+    require_shape(vector, (p,), name, f"one entry per feature of X {X.shape} with axis={axis}")
+    require_finite(vector, name)
+    return vector
 
 
 def _columns(X: np.ndarray, axis: int) -> list[list[float]]:
@@ -36,15 +60,23 @@ def _from_columns(columns: list[list[float]], axis: int) -> np.ndarray:
 
 def _statistics(column: list[float], eps: float, ddof: int, eps_placement: str):
     n = len(column)
-    mean = 0.0
-    for x in column:
-        mean += x
-    mean /= n
-    var = 0.0
-    for x in column:
-        var += (x - mean) ** 2
-    var /= n - ddof
+    if min(column) == max(column):
+        # constant in floating point: zero variance, even where the summed mean is inexact
+        mean, var = column[0], 0.0
+    else:
+        mean = 0.0
+        for x in column:
+            mean += x
+        mean /= n
+        var = 0.0
+        for x in column:
+            var += (x - mean) ** 2
+        var /= n - ddof
     denominator = math.sqrt(var + eps) if eps_placement == "inside" else math.sqrt(var) + eps
+    if denominator == 0:
+        raise ValueError(
+            "X: a feature has zero variance and eps=0: the normalisation divides by zero; use eps > 0"
+        )
     return mean, var, denominator
 
 
@@ -58,13 +90,21 @@ def forward(
     axis: int = 0,
     eps_placement: str = "inside",
 ) -> np.ndarray:
-    """Training-mode batch norm, one activation at a time; returns Y in the layout of X."""
-    X = _check(X, axis, eps_placement)
+    """Training-mode batch norm, one activation at a time; returns Y in the layout of X.
+
+    Arguments are checked as in :func:`bnbackprop.batchnorm.forward` (a batch of at least 2
+    and more than ``ddof``, zero variance only with ``eps > 0``, finite values, one ``gamma``
+    and ``beta`` per feature); a non-finite result raises instead of being returned.
+    """
+    X, gamma, eps, ddof, axis = _check(X, gamma, eps, ddof, axis, eps_placement)
+    beta = _vector(beta, "beta", X, axis)
     out = []
     for j, column in enumerate(_columns(X, axis)):
         mean, _, denominator = _statistics(column, eps, ddof, eps_placement)
         out.append([float(gamma[j]) * (x - mean) / denominator + float(beta[j]) for x in column])
-    return _from_columns(out, axis)
+    Y = _from_columns(out, axis)
+    require_finite_output(Y, "loops.forward", "overflow of the scalar statistics; values near the float limits?")
+    return Y
 
 
 def backward(
@@ -77,9 +117,15 @@ def backward(
     axis: int = 0,
     eps_placement: str = "inside",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(dX, dgamma, dbeta)`` by the scalar chain rule over every pair of samples."""
-    X = _check(X, axis, eps_placement)
+    """``(dX, dgamma, dbeta)`` by the scalar chain rule over every pair of samples.
+
+    Arguments are checked as in :func:`forward`, ``dY`` has the shape of ``X``; a
+    non-finite result raises.
+    """
+    X, gamma, eps, ddof, axis = _check(X, gamma, eps, ddof, axis, eps_placement)
     dY = as_float_array(dY, "dY", ndim=2)
+    require_shape(dY, X.shape, "dY", "the shape of X")
+    require_finite(dY, "dY")
     upstream = _columns(dY, axis)
     dX_columns, dgamma, dbeta = [], [], []
     for j, column in enumerate(_columns(X, axis)):
@@ -88,6 +134,7 @@ def backward(
         if eps_placement == "inside":
             d_denominator_d_var = 0.5 / math.sqrt(var + eps)
         else:
+            # at zero variance x - μ = 0, so the σ term contributes nothing (as in batchnorm)
             d_denominator_d_var = 0.5 / math.sqrt(var) if var > 0 else 0.0
         g = [upstream[j][k] * float(gamma[j]) for k in range(n)]
         dgamma.append(sum(upstream[j][k] * (column[k] - mean) / denominator for k in range(n)))
@@ -108,4 +155,7 @@ def backward(
                 total += g[k] * d_xhat
             dX_column.append(total)
         dX_columns.append(dX_column)
-    return _from_columns(dX_columns, axis), np.array(dgamma), np.array(dbeta)
+    dX, dgamma, dbeta = _from_columns(dX_columns, axis), np.array(dgamma), np.array(dbeta)
+    for name, value in (("dX", dX), ("dgamma", dgamma), ("dbeta", dbeta)):
+        require_finite_output(value, f"loops.backward ({name})", "overflow; values near the float limits?")
+    return dX, dgamma, dbeta

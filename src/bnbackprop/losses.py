@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from bnbackprop._validation import as_float_array, require_choice, require_finite, require_shape
+from bnbackprop._validation import (
+    as_float_array,
+    require_choice,
+    require_finite,
+    require_finite_output,
+    require_shape,
+)
 
 REDUCTIONS = ("sum", "mean")
 
@@ -32,12 +38,16 @@ def _pair(y: object, y_hat: object, reduction: object) -> tuple[np.ndarray, np.n
 def squared_error(y: np.ndarray, y_hat: np.ndarray, *, reduction: str = "sum") -> float:
     """``Σ (y - ŷ)²`` (``reduction="sum"``) or its mean over the entries (``"mean"``)."""
     y, y_hat = _pair(y, y_hat, reduction)
-    total = float(np.sum((y - y_hat) ** 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.sum((y - y_hat) ** 2))
+    require_finite_output(total, "squared_error", "the squared residuals overflow float64; y or y_hat too large")
     return total if reduction == "sum" else total / y.size
 
 
 def squared_error_gradient(y: np.ndarray, y_hat: np.ndarray, *, reduction: str = "sum") -> np.ndarray:
     """``∂L/∂ŷ`` with the shape of ``y_hat``: ``-2 (y - ŷ)``, divided by n for ``"mean"``."""
     y, y_hat = _pair(y, y_hat, reduction)
-    gradient = -2.0 * (y - y_hat)
+    with np.errstate(over="ignore", invalid="ignore"):
+        gradient = -2.0 * (y - y_hat)
+    require_finite_output(gradient, "squared_error_gradient", "the residuals overflow; y or y_hat too large")
     return gradient if reduction == "sum" else gradient / y.size

@@ -25,7 +25,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from bnbackprop._validation import as_float_array, require_finite, require_int, require_shape
+from bnbackprop._validation import (
+    as_float_array,
+    require_finite,
+    require_finite_output,
+    require_int,
+    require_shape,
+)
+
+_OVERFLOW = "products of the entries overflow; entries near the float limits?"
 
 
 def _matrix(value: object, name: str) -> np.ndarray:
@@ -92,7 +100,10 @@ def sandwich_jacobian(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """``∂vec(A X B)/∂vec(X) = Bᵀ ⊗ A``; X has shape ``A.shape[1] × B.shape[0]``."""
     A = _matrix(A, "A")
     B = _matrix(B, "B")
-    return np.kron(B.T, A)
+    with np.errstate(over="ignore"):
+        J = np.kron(B.T, A)
+    require_finite_output(J, "sandwich_jacobian (Bᵀ ⊗ A)", _OVERFLOW)
+    return J
 
 
 def sandwich_product(A: np.ndarray, X: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -103,7 +114,10 @@ def sandwich_product(A: np.ndarray, X: np.ndarray, B: np.ndarray) -> np.ndarray:
             f"A X B needs A.shape[1] == X.shape[0] and X.shape[1] == B.shape[0]; "
             f"got A {A.shape}, X {X.shape}, B {B.shape}"
         )
-    return A @ X @ B
+    with np.errstate(over="ignore", invalid="ignore"):
+        product = A @ X @ B
+    require_finite_output(product, "sandwich_product (A X B)", _OVERFLOW)
+    return product
 
 
 def hadamard_jacobian(A: np.ndarray) -> np.ndarray:
@@ -185,4 +199,7 @@ def gradient_from_jacobian(upstream: np.ndarray, jacobian: np.ndarray, shape: tu
     rows, cols = _shape_pair(shape, "shape")
     require_shape(jacobian, (upstream.size, rows * cols), "jacobian",
                   f"vec of upstream {upstream.shape} by vec of the input {rows} × {cols}")
-    return unvec(jacobian.T @ vec(upstream), rows, cols)
+    with np.errstate(over="ignore", invalid="ignore"):
+        product = jacobian.T @ vec(upstream)
+    require_finite_output(product, "gradient_from_jacobian (Jᵀ vec(upstream))", _OVERFLOW)
+    return unvec(product, rows, cols)

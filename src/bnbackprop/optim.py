@@ -10,8 +10,16 @@ Each class states where ε sits and how it maps onto ``torch.optim``; the tests 
 five with PyTorch over many steps. Bad input raises before anything is changed: missing or
 extra keys, a key set or a shape that changes between steps, non-finite gradients or
 parameters, parameters that are not floating arrays (they could not be updated in place),
-invalid hyper-parameters, and a step that would produce non-finite parameters (the
-optimizer has diverged, or ``eps=0`` divided zero by zero).
+invalid hyper-parameters, two parameters that share memory (the same array twice, or
+overlapping views: an in-place update would lose one of the two updates), and a step that
+would produce non-finite parameters or non-finite state (the optimizer has diverged, a
+squared gradient overflows, or ``eps=0`` divided zero by zero) — state that became
+infinite would otherwise freeze a parameter silently.
+
+Parameters must be float32 or float64. float16 is refused: its largest value is 65504, so
+a squared gradient above 256 overflows the second-moment state of AdaGrad, RMSprop,
+Adadelta and Adam, and their default ε (1e-10 to 1e-6) rounds to zero or to a few
+subnormal steps; keep a float32 master copy of float16 weights instead.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from bnbackprop._validation import (
     require_choice,
     require_finite,
     require_nonnegative_float,
+    require_separate_memory,
     require_shape,
 )
 
@@ -106,6 +115,11 @@ class Optimizer:
                     f"params[{key!r}] must be a floating-point NumPy array (updated in place), "
                     f"got {kind}"
                 )
+            if param.dtype == np.float16:
+                raise TypeError(
+                    f"params[{key!r}] is float16, which the optimizers refuse: squared gradients above "
+                    "256 overflow its state and eps rounds to 0; use float32 or float64"
+                )
             if not param.flags.writeable:
                 raise ValueError(f"params[{key!r}] is read-only and cannot be updated in place")
             require_finite(param, f"params[{key!r}]")
@@ -120,6 +134,7 @@ class Optimizer:
                         f"{param.shape} now"
                     )
             checked.append((key, param, grad.astype(param.dtype, copy=False)))
+        require_separate_memory(params, "params")
         return checked
 
     def step(self, params: Mapping[object, np.ndarray], grads: Mapping[object, np.ndarray]) -> None:
@@ -132,11 +147,19 @@ class Optimizer:
             t = int(state["step"]) + 1
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 new_param, new_state = self._update(param, grad, state, t)
+            name = type(self).__name__
             if not np.all(np.isfinite(new_param)):
                 raise ValueError(
-                    f"the step would make params[{key!r}] non-finite (divergence, or a zero "
+                    f"{name}.step would make params[{key!r}] non-finite (divergence, or a zero "
                     f"denominator with eps=0); nothing was updated"
                 )
+            for entry, value in new_state.items():
+                if isinstance(value, np.ndarray) and not np.all(np.isfinite(value)):
+                    raise ValueError(
+                        f"{name}.step would make its state {entry!r} of params[{key!r}] non-finite "
+                        f"(grads[{key!r}] too large: its square overflows {param.dtype}), which would "
+                        "freeze the parameter; nothing was updated"
+                    )
             updates.append((key, param, new_param, {**state, **new_state, "step": t}))
         for key, param, new_param, state in updates:
             param[...] = new_param

@@ -38,6 +38,7 @@ import numpy as np
 from bnbackprop import batchnorm, layers, loops, losses
 from bnbackprop._validation import (
     as_float_array,
+    require_choice,
     require_finite,
     require_int,
     require_nonnegative_float,
@@ -143,12 +144,14 @@ class QuestionNetwork:
         self.batch_norm = batch_norm
         self.ddof = require_int(ddof, "ddof", minimum=0)
         self.eps = require_nonnegative_float(eps, "eps")
+        require_choice(activation, "activation", layers.ACTIVATIONS)
         self.activation = layers.activation(activation, derivative_at_zero=derivative_at_zero)
 
     def _check(self, X, G1, G2, gamma, beta):
-        X = as_float_array(X, "X", ndim=2)
-        G1 = as_float_array(G1, "G1", ndim=2)
-        G2 = as_float_array(G2, "G2")
+        # copies: the ForwardCache returned to the caller must not change with the caller's arrays
+        X = as_float_array(X, "X", ndim=2).copy()
+        G1 = as_float_array(G1, "G1", ndim=2).copy()
+        G2 = as_float_array(G2, "G2").copy()
         if G2.ndim == 1:
             G2 = G2[:, np.newaxis]
         for name, value in (("X", X), ("G1", G1), ("G2", G2)):
