@@ -13,7 +13,9 @@ the test asserts that
 (d) every internal link resolves: the target page answers HTTP 200 and the
     ``#fragment``, if any, is the id of an element on it;
 (e) the page logs no console error and throws no uncaught exception, except
-    for messages matching ALLOW_LIST.
+    for messages matching ALLOW_LIST;
+(f) the errata page, at 1366 × 900, has nothing wider than its text column and
+    does not scroll sideways (test_errata_page_reads_without_horizontal_scrolling).
 
 The book must be built first (``make book``; ``make test`` does it): without
 ``_build/html/index.html`` the tests fail, they are not skipped.
@@ -428,3 +430,52 @@ def test_notebook_pages_offer_the_notebook_for_download(open_site) -> None:
         assert f"{site_url}_sources/chapters/{stem}.ipynb" in downloads, (
             f"chapters/{stem}.html has no download link for its notebook (found {downloads})"
         )
+
+
+# The errata page must read at a common laptop width: every column of every
+# entry visible, nothing cut off and no horizontal scrolling.
+READING_VIEWPORT = {"width": 1366, "height": 900}
+
+# Elements of the page's article that stick out of it, or that scroll sideways
+# (a table wrapper or a display with overflow-x: auto hides what is cut off).
+_WIDE_ELEMENTS = """() => {
+  const article = document.querySelector('main article') || document.querySelector('article');
+  if (!article) return {article: false, wide: [], page: 0};
+  const box = article.getBoundingClientRect();
+  const describe = e => {
+    const cls = (typeof e.className === 'string' && e.className) ? '.' + e.className.split(' ')[0] : '';
+    return `${e.tagName.toLowerCase()}${cls}: "${(e.textContent || '').trim().slice(0, 60)}"`;
+  };
+  const wide = [];
+  for (const e of article.querySelectorAll('*')) {
+    // MathJax's assistive MathML is clipped to nothing on purpose.
+    if (e.closest('mjx-assistive-mml')) continue;
+    const r = e.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    if (r.right > box.right + 1 || r.left < box.left - 1) {
+      wide.push(`${describe(e)} spans ${Math.round(r.left)}..${Math.round(r.right)}px, `
+                + `outside the article's ${Math.round(box.left)}..${Math.round(box.right)}px`);
+    } else if (e.scrollWidth > e.clientWidth + 1
+               && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)) {
+      wide.push(`${describe(e)} scrolls sideways: ${e.scrollWidth}px of content in ${e.clientWidth}px`);
+    }
+  }
+  const root = document.scrollingElement || document.documentElement;
+  return {article: true, wide: wide, page: root.scrollWidth - root.clientWidth};
+}"""
+
+
+def test_errata_page_reads_without_horizontal_scrolling(open_site) -> None:
+    site_url, visit = open_site()
+    visit.page.set_viewport_size(READING_VIEWPORT)
+    visit.open(site_url, "chapters/errata.html")
+    math_problems = _check_math(visit.page)  # typesetting changes the widths
+    assert not math_problems, "chapters/errata.html: math does not render:\n  " + "\n  ".join(math_problems)
+    report = visit.page.evaluate(_WIDE_ELEMENTS)
+    assert report["article"], "chapters/errata.html has no <article> element"
+    assert report["page"] <= 0, f"chapters/errata.html scrolls sideways by {report['page']}px at 1366 px wide"
+    wide = sorted(set(report["wide"]))
+    assert not wide, (
+        f"chapters/errata.html at {READING_VIEWPORT['width']}x{READING_VIEWPORT['height']}: "
+        f"{len(wide)} element(s) wider than the page's text column:\n  " + "\n  ".join(wide[:20])
+    )

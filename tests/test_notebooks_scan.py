@@ -1,0 +1,103 @@
+"""Scan of the committed chapter notebooks for checks that cannot fail.
+
+A check in a chapter is an ``assert`` (or a call of the library's compare /
+check helpers, which raise) next to a printed value and its bound. This test
+reads every committed ``chapters/*.ipynb`` (their saved outputs, nothing is
+executed) and fails on
+
+(a) a code cell whose output has a line that is just ``True`` or ``False``: a
+    printed boolean stands in for an assertion and passes whatever it says;
+(b) a code cell that prints a ``relative error:`` or ``max abs difference:``
+    line but contains no ``assert`` and no call of a checking helper, so that
+    the bound the line reports is not enforced in the same cell.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+BOOLEAN_LINE = re.compile(r"^\s*(True|False)\s*$")
+BOUND_LINE = re.compile(r"relative error:|max abs difference:")
+# Helpers of bnbackprop that raise when their bound is exceeded.
+CHECKING_CALL = re.compile(r"\bassert\b|\b(compare|check_gradient|check_\w+|assert_\w+)\s*\(")
+
+
+def _output_text(output: dict) -> str:
+    """The text a code cell's output shows: stream text or a plain-text result."""
+    if output.get("output_type") == "stream":
+        text = output.get("text", "")
+    elif output.get("output_type") in {"execute_result", "display_data"}:
+        text = output.get("data", {}).get("text/plain", "")
+    else:
+        return ""
+    return "".join(text) if isinstance(text, list) else text
+
+
+def _cells(path: Path):
+    notebook = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            text = "\n".join(_output_text(output) for output in cell.get("outputs", []))
+            yield index, cell.source, text
+
+
+def boolean_lines(path: Path) -> list[str]:
+    """'cell N: line' for every output line of the notebook that is just True or False."""
+    return [
+        f"cell {index}: {line.strip()!r}"
+        for index, _, text in _cells(path)
+        for line in text.splitlines()
+        if BOOLEAN_LINE.match(line)
+    ]
+
+
+def unchecked_bound_lines(path: Path) -> list[str]:
+    """'cell N: line' for every bound line printed by a cell with no assert or check call."""
+    return [
+        f"cell {index}: {line.strip()!r}"
+        for index, source, text in _cells(path)
+        if not CHECKING_CALL.search(source)
+        for line in text.splitlines()
+        if BOUND_LINE.search(line)
+    ]
+
+
+def test_there_are_notebooks() -> None:
+    assert NOTEBOOKS, f"no notebooks found in {ROOT / 'chapters'}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_printed_booleans(path: Path) -> None:
+    found = boolean_lines(path)
+    assert not found, f"{path.name}: a printed True/False stands in for an assertion:\n  " + "\n  ".join(found)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_printed_bounds_are_asserted(path: Path) -> None:
+    found = unchecked_bound_lines(path)
+    assert not found, f"{path.name}: bound printed without an assert in the same cell:\n  " + "\n  ".join(found)
+
+
+def _notebook(tmp_path: Path, source: str, printed: str) -> Path:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    return path
+
+
+def test_the_scan_can_fail(tmp_path: Path) -> None:
+    """The two scans flag what they are meant to flag, and only that."""
+    assert boolean_lines(_notebook(tmp_path, "print(x == y)", "True\n")) == ["cell 0: 'True'"]
+    assert boolean_lines(_notebook(tmp_path, "print('ok:', x == y)", "ok: False\n")) == []
+    printed = "max abs difference: 1e-16\n"
+    assert unchecked_bound_lines(_notebook(tmp_path, "print(d)", printed)) == ["cell 0: 'max abs difference: 1e-16'"]
+    assert unchecked_bound_lines(_notebook(tmp_path, "print(d)\nassert d < 1e-12", printed)) == []
+    assert unchecked_bound_lines(_notebook(tmp_path, "compare('a', a, b, bound=1e-12)", printed)) == []
