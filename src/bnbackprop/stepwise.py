@@ -78,22 +78,35 @@ def make_steps(eps: float) -> tuple[Step, ...]:
 
 
 def forward_steps(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, *, eps: float = 1e-5) -> dict:
-    """Run the nine steps; return every intermediate value by the series' names."""
+    """Run the nine steps; return every intermediate value by the series' names.
+
+    The dictionary also keeps ``"eps"``, so that :func:`backward_steps` differentiates the
+    graph that was run and not one with another ε.
+    """
     X = as_float_array(X, "X", ndim=2)
     require_finite(X, "X")
     values = {"X": X, "gamma": np.asarray(gamma, dtype=X.dtype), "beta": np.asarray(beta, dtype=X.dtype)}
+    values["eps"] = float(eps)
     for step in make_steps(eps):
         values[step.output] = step.forward(*(values[name] for name in step.inputs))
     return values
 
 
-def backward_steps(dout: np.ndarray, values: dict, *, eps: float = 1e-5) -> dict:
+def backward_steps(dout: np.ndarray, values: dict, *, eps: float | None = None) -> dict:
     """Run the steps backwards from ``dout = ∂L/∂out``.
+
+    ``values`` is what :func:`forward_steps` returned; the ε of that forward run is used.
+    Passing ``eps`` is allowed only to restate it (a different value raises ``ValueError``).
 
     Returns every gradient contribution by the series' name, plus the total gradient of each
     variable under ``"d" + variable`` (``dX`` = ``dx1 + dx2``; ``dxmu`` = ``dxmu1 + dxmu2``,
     which the series calls ``dx1`` once it has been passed through step 2).
     """
+    if "eps" not in values:
+        raise ValueError("values must be the dictionary returned by forward_steps (it has no 'eps')")
+    if eps is not None and float(eps) != values["eps"]:
+        raise ValueError(f"eps={eps} differs from the eps={values['eps']} of the forward run")
+    eps = values["eps"]
     totals = {"out": np.asarray(dout, dtype=np.float64)}
     named = {}
     for step in reversed(make_steps(eps)):
