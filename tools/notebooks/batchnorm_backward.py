@@ -958,11 +958,11 @@ assert ddof_error > 1e-2
 
 add(md(r'''
 The two variants are "the same function where they should be": with
-$S = \sum_k (x_k-\mu)^2$,
+$\tau = \sum_k (x_k-\mu)^2$,
 
 $$
-\frac{x-\mu}{\sqrt{S/(N-1) + \varepsilon}} =
-\sqrt{\frac{N-1}{N}}\;\frac{x-\mu}{\sqrt{S/N + \varepsilon\,(N-1)/N}},
+\frac{x-\mu}{\sqrt{\tau/(N-1) + \varepsilon}} =
+\sqrt{\frac{N-1}{N}}\;\frac{x-\mu}{\sqrt{\tau/N + \varepsilon\,(N-1)/N}},
 $$
 
 so `ddof=1` with ε is `ddof=0` with $\varepsilon' = \varepsilon (N-1)/N$ followed by the
@@ -984,16 +984,18 @@ add(md(r'''
 ## Training versus inference
 
 In training the statistics are functions of the batch, and the gradient flows through
-them. At inference the layer uses fixed estimates, the running mean $m$ and running
-variance $v$ (columns of length $p$) accumulated during training, and it becomes an affine
-map of each sample:
+them. At inference the layer uses fixed estimates, the running mean
+$\mu_{\mathrm{run}}$ and running variance $\sigma^2_{\mathrm{run}}$ (columns of length $p$)
+accumulated during training, and it becomes an affine map of each sample:
 
 $$
-Y = (X - \mathbf 1 m^\top)\operatorname{Diag}\big(\gamma / \sqrt{v + \varepsilon}\big)
+Y = (X - \mathbf 1 \mu_{\mathrm{run}}^\top)\operatorname{Diag}\big(\gamma /
+\sqrt{\sigma^2_{\mathrm{run}} + \varepsilon}\big)
 + \mathbf 1\beta^\top,
 \qquad
 \frac{\partial L}{\partial X} =
-\frac{\partial L}{\partial Y}\operatorname{Diag}\big(\gamma / \sqrt{v+\varepsilon}\big).
+\frac{\partial L}{\partial Y}\operatorname{Diag}\big(\gamma /
+\sqrt{\sigma^2_{\mathrm{run}}+\varepsilon}\big).
 $$
 
 How the running statistics are accumulated is a convention, and the frameworks differ.
@@ -1003,7 +1005,7 @@ How the running statistics are accumulated is a convention, and the frameworks d
 
 | | PyTorch `BatchNorm1d` {cite}`pytorch_batchnorm1d` | Keras / TensorFlow `BatchNormalization` {cite}`keras_batchnorm` | CS231n `batchnorm_forward` {cite}`cs231n_assignment2` | this library's `BatchNorm` |
 |---|---|---|---|---|
-| running statistic after a batch | $(1-m)\,r + m\,b$, $m = 0.1$: $m$ weighs the new batch | $m\,r + (1-m)\,b$, $m = 0.99$: $m$ weighs the old value | $m\,r + (1-m)\,b$, $m = 0.9$ | PyTorch's, $m = 0.1$; Keras's $m$ is `momentum=1 - m` |
+| running statistic after a batch, with `m` the momentum | (1 − `m`)·running + `m`·batch, `m` = 0.1: it weighs the new batch | `m`·running + (1 − `m`)·batch, `m` = 0.99: it weighs the old value | `m`·running + (1 − `m`)·batch, `m` = 0.9 | PyTorch's, `m` = 0.1; a Keras `m` is `momentum=1 - m` here |
 | variance that normalises a training batch | population (÷ $N$) | population | population | ÷ $(N-d)$, `ddof` $= d = 0$ |
 | variance stored for inference | sample (÷ $(N-1)$) | population | population | ÷ $(N - d_r)$, `running_var_ddof` $= d_r = 1$ |
 | ε: default, where | $10^{-5}$, inside the square root | $10^{-3}$, inside | $10^{-5}$, inside | $10^{-5}$, inside; `eps_placement="outside"` adds it to σ |
@@ -1116,7 +1118,7 @@ for source, eps_doc in (("Keras", 1e-3), ("CS231n", 1e-5)):
 add(md(r'''
 A batch of one gives every input the same output β and a zero gradient: the layer learns
 nothing from it, silently, in the documented Keras and CS231n formulas. PyTorch and the
-library refuse it. (PyTorch's check is per channel: `BatchNorm1d` on an $(N, C, L)$ batch
+library refuse it. (PyTorch's check is per channel: `BatchNorm1d` on an `(N, C, L)` batch
 of sequences with $N = 1$ normalises over the $L$ positions and is accepted.)
 
 ### The library's layer against PyTorch's, over many steps
@@ -1266,10 +1268,10 @@ $u\,\bar x^2/\sigma^2$ reaches 1, and the result can come out negative, which th
 root then turns into NaN {cite}`chan1983algorithms,higham2002accuracy`. The second
 subtracts before squaring, and its error stays near $u$ until the data themselves lose
 resolution. The cell measures both in float32 on 64 features of 256 samples with σ = 1,
-shifted by a mean $M$ (the reference is the two-pass variance of the same float32 numbers
-computed in float64); it asserts the growth of the one-pass error like $(M/\sigma)^2$ (a
+shifted by a mean $\mu$ (the reference is the two-pass variance of the same float32 numbers
+computed in float64); it asserts the growth of the one-pass error like $(\mu/\sigma)^2$ (a
 fitted slope of 2 on log–log axes) and that the library's variance stays within $10^{-4}$
-up to $M/\sigma = 10^4$. This cell's numbers depend on the floating-point details of the
+up to $\mu/\sigma = 10^4$. This cell's numbers depend on the floating-point details of the
 machine, so its output is not compared when the notebook runs as a test; its assertions
 run.
 '''))
@@ -1290,14 +1292,14 @@ for M in offsets:
 
     rows.append((M, worst(one_pass), int((one_pass < 0).sum()), worst(library)))
 
-print(f"{'M/σ':>6} {'one pass':>10} {'negative':>9} {'library':>10}   (float32, "
+print(f"{'μ/σ':>6} {'one pass':>10} {'negative':>9} {'library':>10}   (float32, "
       "worst relative error over 64 features; negative: how many variances < 0)")
 for M, e1, negative, e2 in rows:
     print(f"{M:>6.0e} {e1:>10.1e} {negative:>9d} {e2:>10.1e}")
 
 one_pass_errors = np.array([row[1] for row in rows])
 slope_var = np.polyfit(np.log10(offsets[1:6]), np.log10(one_pass_errors[1:6]), 1)[0]
-print(f"fitted slope of the one-pass error, M/σ from 1e1 to 1e5: {slope_var:.2f}")
+print(f"fitted slope of the one-pass error, μ/σ from 1e1 to 1e5: {slope_var:.2f}")
 assert abs(slope_var - 2) < 0.2
 lost = next(M for M, e1, _, _ in rows if e1 >= 1)
 negatives = next(negative for M, _, negative, _ in rows if M == lost)
@@ -1320,19 +1322,20 @@ this bites.
 ### A nearly constant feature, and what ε is for
 
 For one feature, (BN) says $\partial L/\partial x = \tfrac{\gamma}{s}\,(I - \hat x\hat
-x^\top/N)\,C g_Y$ with $g_Y$ the upstream column, and since
+x^\top/N)\,C\,\partial L/\partial y$ with $\partial L/\partial y$ the upstream column, and since
 $\hat x^\top\hat x = N\sigma^2/(\sigma^2+\varepsilon) \le N$ the middle factor never
 lengthens a vector. So
 
 $$
 \Big\|\frac{\partial L}{\partial x}\Big\| \le \frac{|\gamma|}{\sqrt{\sigma^2+\varepsilon}}
-\,\|C g_Y\| \le \frac{|\gamma|}{\sqrt\varepsilon}\,\|C g_Y\| .
+\,\Big\|C\frac{\partial L}{\partial y}\Big\| \le \frac{|\gamma|}{\sqrt\varepsilon}\,\Big\|C\frac{\partial L}{\partial y}\Big\| .
 $$
 
 With ε = 0 the gradient of a feature grows like $1/\sigma$ as its spread shrinks, without
 bound; a constant feature divides by zero. ε caps the amplification at $|\gamma|/\sqrt\varepsilon$
 ({glue:text}`bn-eps-cap:.0f` for the default ε = 10⁻⁵) and the cap is reached: as
-$\sigma \to 0$, $\hat x \to 0$ and the gradient tends to $\tfrac{\gamma}{\sqrt\varepsilon}\,C g_Y$.
+$\sigma \to 0$, $\hat x \to 0$ and the gradient tends to
+$\tfrac{\gamma}{\sqrt\varepsilon}\,C\,\partial L/\partial y$.
 The cell shrinks σ of one feature over eight decades and asserts the $1/\sigma$ growth
 (slope −1) for ε = 0, the bound for every σ, and the limit for ε = 10⁻⁵.
 '''))
@@ -1368,7 +1371,7 @@ ax.loglog(sigmas, norms[0.0] / centred_norm, "o-", label="ε = 0")
 ax.loglog(sigmas, norms[1e-5] / centred_norm, "s-", label="ε = 1e-5")
 ax.axhline(1 / np.sqrt(1e-5), color="gray", ls="--", label=r"$1/\sqrt{\varepsilon}$")
 ax.set_xlabel("σ of the feature")
-ax.set_ylabel(r"$\|\partial L/\partial x\| \,/\, \|C g_Y\|$  (γ = 1)")
+ax.set_ylabel(r"$\|\partial L/\partial x\| \,/\, \|C\,\partial L/\partial y\|$ (γ = 1)")
 ax.legend()
 fig.tight_layout()
 plt.show()
@@ -1453,9 +1456,10 @@ product of the sizes of the reduced axes:
 
 - `axis=0` on $(N, p)$: the samples-in-rows batch norm of this chapter
   (`torch.nn.BatchNorm1d`);
-- `axis=(0, 2, 3)` on $(N, C, H, W)$: one feature per channel, its batch the
-  $N \cdot H \cdot W$ values of that channel (`torch.nn.BatchNorm2d`);
-- `axis=(0, 2)` on $(N, C, L)$: `BatchNorm1d` on sequences.
+- `axis=(0, 2, 3)` on an image batch of shape `(N, C, H, W)` (PyTorch's names: samples,
+  channels, height, width): one feature per channel, its batch the `N·H·W` values of that
+  channel (`torch.nn.BatchNorm2d`);
+- `axis=(0, 2)` on `(N, C, L)` (sequences of length `L`): `BatchNorm1d` on sequences.
 
 The first check makes "only the batch changes" literal: moving the channel axis last and
 flattening the rest turns the 4-D batch into an $(N H W) \times C$ matrix, and the 2-D
@@ -1513,14 +1517,14 @@ _ = compare("running variance vs BatchNorm2d", layer4.running_var,
 
 add(md(r'''
 **Layer normalisation is the other choice of axes** {cite}`ba2016layer`: statistics per
-sample, over its features, instead of per feature over the batch. On an $(N, L, D)$ batch
-of sequences, layer norm as transformers use it takes each position's $D$ values as "the
+sample, over its features, instead of per feature over the batch. On a batch of sequences of
+shape `(N, L, D)`, layer norm as transformers use it takes each position's `D` values as "the
 batch" (`axis=2`), so there is one mean and one variance per (sample, position), and it
-then applies a learned scale and shift per feature, of shape $(D,)$. The normalisation is
+then applies a learned scale and shift per feature, of shape `(D,)`. The normalisation is
 the library's with `axis=2` and unit scale; the per-feature affine map follows, and its
 gradient enters (BN) as $G = \partial L/\partial Y \odot \gamma$. The derivation is the
-same, with $N$ replaced by $D$: the gradient of each position is centred and has its
-$\hat x$ component removed over the $D$ features. The cell compares output and all three
+same, with $N$ replaced by `D`: the gradient of each position is centred and has its
+$\hat x$ component removed over the `D` features. The cell compares output and all three
 gradients with `torch.nn.functional.layer_norm` and autograd.
 '''))
 
