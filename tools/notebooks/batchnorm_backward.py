@@ -1364,7 +1364,7 @@ assert np.all(norms[1e-5] <= centred_norm / np.sqrt(sigmas**2 + 1e-5) * (1 + 1e-
 limit_gap = abs(norms[1e-5][-1] / cap - 1)
 print(f"ε = 1e-5, σ = 1e-8: ‖dX‖ against γ‖Cg‖/√ε, relative error: {limit_gap:.1e}")
 assert limit_gap < 1e-9
-glue("bn-eps-cap", 1 / np.sqrt(1e-5), display=False)
+glue("bn-eps-cap", float(1 / np.sqrt(1e-5)), display=False)
 
 fig, ax = plt.subplots(figsize=(5.5, 3.6))
 ax.loglog(sigmas, norms[0.0] / centred_norm, "o-", label="ε = 0")
@@ -1398,7 +1398,7 @@ compared in the notebook test; the assertions run.
 '''))
 
 add(code(r'''
-glue("bn-haskell-cap", 1 / np.sqrt(1e-12), display=False)
+glue("bn-haskell-cap", float(1 / np.sqrt(1e-12)), display=False)
 rng32 = np.random.default_rng(32)
 
 
@@ -1429,7 +1429,7 @@ far = float32_error(X_far, rng32.normal(size=8), rng32.normal(size=8),
 print(f"a mean 1000 times σ: relative error: {far:.1e}")
 assert far > 10 * worst32
 glue("bn-float32-worst", worst32, display=False)
-glue("bn-float32-units", worst32 / unit, display=False)
+glue("bn-float32-units", float(worst32 / unit), display=False)
 ''', "hide-input", "nbval-ignore-output"))
 
 add(md(r'''
@@ -1568,7 +1568,7 @@ float32, against the loop reference, the nine-step graph and PyTorch.
 
 | claim | source | verdict |
 |---|---|---|
-| section 3's backward equations, with the ∂σ²/∂μ term or without it | {cite:t}`ioffe2015batch` | correct ({ref}`bn-missing-term`) |
+| section 3's backward equations, with the ∂σ²/∂μ term or without it | {cite:t}`ioffe2015batch` | correct ({ref}`the missing term <bn-missing-term>`) |
 | `batchnorm_backward_alt`'s simplified form | {cite:t}`cs231n_assignment2` | correct |
 | `dhprebn` with $n/(n-1)$ for the Bessel-corrected forward pass | {cite:t}`karpathy2022makemore4` | correct |
 | nine backward steps of the computation graph | {cite:t}`kratzert2016backward`, {cite:t}`haskell_day4_batchnorm` | correct, each step |
