@@ -131,7 +131,9 @@ class MakemoreCache:
 def makemore_forward(
     hprebn: np.ndarray, bngain: np.ndarray, bnbias: np.ndarray, *, eps: float = 1e-5
 ) -> tuple[np.ndarray, MakemoreCache]:
-    """makemore part 4's batch-norm forward pass, line by line (NumPy for PyTorch)::
+    """makemore part 4's batch-norm forward pass, with Bessel's correction.
+
+    Line by line, in NumPy for PyTorch::
 
         bnmeani = 1/n*hprebn.sum(0, keepdim=True)
         bndiff = hprebn - bnmeani
@@ -157,7 +159,9 @@ def makemore_forward(
 
 
 def makemore_backward(dhpreact: np.ndarray, cache: MakemoreCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """makemore part 4's one-line batch-norm backward pass, with its gain and bias gradients::
+    """makemore part 4's one-line batch-norm backward pass, with its gain and bias gradients.
+
+    Line by line::
 
         dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
         dbnbias = dhpreact.sum(0, keepdim=True)
