@@ -7,6 +7,8 @@ Modules, one idea each:
 * :mod:`bnbackprop.stepwise` — the nine-step computation graph, forward and backward.
 * :mod:`bnbackprop.gradcheck` — central finite differences and relative errors.
 * :mod:`bnbackprop.symbolic` — SymPy matrices of symbols, element-wise derivatives, proofs.
+* :mod:`bnbackprop.canon` — Ioffe & Szegedy's, CS231n's and makemore's backward passes, transcribed.
+* :mod:`bnbackprop.figures` — the computation-graph figure, drawn from the nine steps.
 * :mod:`bnbackprop.batchnorm_as_published` — the sources' batch-norm formulas as printed, kept to be judged.
 * :mod:`bnbackprop.matcalc` — vec, commutation matrices, Kronecker and Hadamard Jacobians.
 * :mod:`bnbackprop.layers` and :mod:`bnbackprop.losses` — linear layers, activations, squared error.
