@@ -2,7 +2,7 @@
 
 * :func:`digits_corrected` — the blog post's (seed 004) 64-32-16-10 digits network rebuilt
   from the library's layers, from the very same initial weights as
-  :func:`bnbackprop.digits_as_published.train_as_published` with the same seed, with its
+  ``bnbackprop.digits_as_published.train_as_published`` with the same seed, with its
   bugs fixed: Adam with the step count in its bias correction, validation in inference
   mode (running statistics), and the loss that the backward pass actually differentiates
   (softmax cross-entropy) reported instead of the per-class binary cross-entropy.
@@ -63,7 +63,8 @@ def digits_corrected(seed: int, data: Split, *, steps: int = 5000, log_every: in
     """Train :func:`digits_network_corrected` full batch with the library's Adam(lr=0.001).
 
     The gradient is that of the summed softmax cross-entropy, ``S - Y``: what the blog's
-    backward pass computes. Logged every ``log_every`` steps: losses are means per image.
+    backward pass computes. Logged every ``log_every`` steps; the losses are sums over the
+    images, like the post's printed loss sum.
     """
     net = digits_network_corrected(seed)
     return fit(
