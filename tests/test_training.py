@@ -98,3 +98,17 @@ def test_bad_input():
         fit(net, SGD(lr=0.1), np.where(X > 2, np.nan, X), y, epochs=1)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
         fit(net, SGD(lr=0.1), X, y + 1, epochs=1)
+
+
+def test_progress_bar_is_silent_under_tests_and_shown_on_request(capsys):
+    from bnbackprop.training import _progress_bar
+
+    assert _progress_bar(100, "auto", "x") is None  # pytest sets PYTEST_CURRENT_TEST
+    assert _progress_bar(100, False, "x") is None
+    bar = _progress_bar(100, True, "x")
+    assert bar is not None and bar.total == 100
+    bar.close()
+    X, y = blobs(6, N=30)
+    fit(mlp([4, 3], seed=0), SGD(lr=0.05), X, y, epochs=2)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
