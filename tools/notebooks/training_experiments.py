@@ -310,8 +310,8 @@ md(r"""
 The post's run is one draw of the same process: its losses every 500 steps and its
 accuracies fall among the seeds' (the next cell asserts that each printed value lies
 within 5 % of the seeds' range for the losses, and within 5 points of the seeds' range
-for the accuracies). The post's first loss is a little below all of ours, as it should be:
-its network had already taken one Adam step on the three-image demonstration batch. The post's reading of them holds too: about 10 %
+for the accuracies). The post's first loss is a little below all of ours; its network had
+already taken one Adam step on the three-image demonstration batch, which may be why. The post's reading of them holds too: about 10 %
 before training, as chance predicts for ten classes, and above 90 % after.
 """)
 
@@ -398,8 +398,8 @@ denominator.
 (errata-004-softmax-derivative)=
 For the derivative the post applies the quotient rule and arrives at $S(1 - S)$, adding
 that only the entry of the class itself is kept. That is the diagonal of the softmax's
-Jacobian $\operatorname{diag}(s) - s s^\top$; the off-diagonal entries $-s_i s_j$ are as
-large as the diagonal ones. The code's `Softmax.gradient` returns $p(1 - p)$, and the
+Jacobian $\operatorname{diag}(s) - s s^\top$; the off-diagonal entries $-s_i s_j$ are of
+the same order as the diagonal ones. The code's `Softmax.gradient` returns $p(1 - p)$, and the
 backward pass multiplies the upstream gradient by it element by element, which is not the
 vector–Jacobian product $s \odot (g - (g \cdot s)\mathbf 1)$ that
 `losses.softmax_vjp` computes.
@@ -769,8 +769,8 @@ To settle the 98 % the same experiment needs full MNIST: 60,000 training and 10,
 images (a download the book's build does not make), 600 steps per epoch, fifty epochs for
 each network and several seeds. The stored sweep measured its own speed; scaled by the
 number of steps, the cell estimates what the full experiment would cost on the same
-machine. It is a matter of minutes per run, not a research project; only the download
-and the wait keep it out of the book's build.
+machine: well under an hour per seed for both networks, not a research project; only the
+download and the wait keep it out of the book's build.
 """)
 
 code(r'''
@@ -819,7 +819,7 @@ md(r"""
 **The missing biases.** `net` has no bias in any linear layer. Before a batch norm that
 is harmless: the layer subtracts the batch mean, so a bias $b$ added to $XW$ cancels
 exactly in training mode, and in inference mode it is absorbed by the running mean, which
-was accumulated with it (the {doc}`bias_example` chapter works this out). The last one,
+was accumulated with it (see {doc}`bias_example`). The last one,
 `Linear' w3`, feeds the softmax, where a per-class bias is not cancelled; the errata page
 already lists it ({ref}`demonstration <errata-002-output-bias>`). The sweep measured what it costs: the
 batch-norm network with a bias on its last layer, trained the same way for ten epochs.
@@ -904,7 +904,7 @@ Z = np.random.default_rng(7).normal(size=(100, 10))
 tgt = losses.one_hot(np.random.default_rng(8).integers(0, 10, 100), 10)
 summed_gradient = losses.softmax_cross_entropy(Z, tgt, reduction="sum")[1]
 _ = compare("pred - tgt vs the gradient of the summed cross-entropy",
-        losses.softmax(Z) - tgt, summed_gradient, bound=1e-14)
+            losses.softmax(Z) - tgt, summed_gradient, bound=1e-14)
 ''', "hide-input")
 
 md(r"""
@@ -919,8 +919,8 @@ Left in training mode, each test batch is normalised with its own statistics. Wi
 test images in random order, batches of two map each feature to $\pm 1$ whatever the
 images, and the accuracy collapses; it recovers as the batches grow. In the subset's own
 order, sorted by digit, a batch of 100 holds a single digit, and normalising it removes
-exactly what the digits have in common: the accuracy stays near chance until one batch
-holds the whole test set. A batch of one is refused by the library (its variance is zero
+exactly what its images have in common, which is what makes them that digit: the accuracy
+stays near chance until one batch holds the whole test set. A batch of one is refused by the library (its variance is zero
 and every output would be $\beta$).
 """)
 
@@ -942,6 +942,12 @@ for r in main_runs:
         assert abs(shuffled["1000"] - running) < 0.02
         assert ordered["100"] < 0.3 < running - 0.5
 
+whole = evaluate(live_mnist[True], mnist_data.X_test, mnist_data.y_test)
+for batch in (1, 7, 100):
+    batched = evaluate(live_mnist[True], mnist_data.X_test, mnist_data.y_test,
+                       batch_size=batch)
+    assert abs(batched[1] - whole[1]) < 1e-12 and abs(batched[0] - whole[0]) < 1e-5
+print("running statistics: the same test accuracy in batches of 1, 7, 100 and 1000")
 try:
     evaluate(copy.deepcopy(live_mnist[True]), mnist_data.X_test[:3],
              mnist_data.y_test[:3], batch_size=1, training_mode=True)
