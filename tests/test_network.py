@@ -155,3 +155,19 @@ def test_bad_calls():
     with pytest.raises(ValueError, match="dY"):
         net.forward(np.zeros((4, 6)))
         net.backward(np.full((4, 3), np.inf))
+
+
+def test_the_chapters_networks_have_the_sources_layouts():
+    from bnbackprop.experiments import digits_network_corrected, mnist_network
+
+    with_bn = mnist_network(0, batchnorm=True)
+    kinds = [type(layer).__name__ for layer in with_bn.layers]
+    assert kinds == ["Linear", "BatchNorm", "ActivationLayer"] * 2 + ["Linear"]
+    assert all(layer.b is None for layer in with_bn.layers if isinstance(layer, Linear))  # the series' Linear'
+    assert mnist_network(0, batchnorm=True, last_bias=True).layers[-1].b is not None
+    plain = mnist_network(0, batchnorm=False)
+    assert all(layer.b is not None for layer in plain.layers if isinstance(layer, Linear))
+    assert with_bn.parameters()["0.W"].dtype == np.float32
+    digits = digits_network_corrected(0)
+    assert [type(layer).__name__ for layer in digits.layers].count("BatchNorm") == 3  # also after the last layer
+    assert digits.layers[1].momentum == pytest.approx(0.01) and digits.layers[1].eps == 0.01
