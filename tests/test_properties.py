@@ -260,13 +260,15 @@ def _check_clear_error_or_correct(X, gamma, beta, dY, options):
         if expected is None:
             return
         # a refusal is acceptable only where the exact result does not fit the dtype, or where
-        # the variance itself does not (the library's documented limit: σ² must fit the dtype)
+        # the variance or 1/denominator does not (the library's documented limits: σ² and
+        # 1/√(σ² + ε) or 1/(σ + ε), which the cache keeps, must fit the dtype)
         big = np.finfo(X.dtype).max
         assert (
             np.abs(expected[1]).max() > big
             or np.abs(expected[2]).max() > big
             or not np.all(np.isfinite(expected[2]))
             or largest_variance[0] > big
+            or np.abs(expected[3]).max() > big
         ), f"refused a computable input: {message}"
         return
     assert expected is not None, "a zero denominator (zero variance with eps=0) was not refused"
