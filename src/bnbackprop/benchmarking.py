@@ -28,8 +28,6 @@ import numpy as np
 from bnbackprop import batchnorm, loops
 from bnbackprop._validation import require_int
 
-Case = Callable[[], Any]
-
 #: Training-mode batch norm must move at least this many arrays of the size of X through memory
 #: for forward + backward when only per-feature vectors are kept between the passes: forward
 #: reads X for the statistics, then reads X and writes Y; backward reads dY and X for the two
@@ -53,7 +51,7 @@ def make_inputs(n: int, p: int, dtype: str = "float64", seed: int = 0) -> dict[s
     return {name: np.ascontiguousarray(value, dtype=dtype) for name, value in arrays.items()}
 
 
-def loop_case(inputs: dict[str, np.ndarray]) -> Case:
+def loop_case(inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
     """The scalar loop reference, :mod:`bnbackprop.loops` (pure Python, O(N² p))."""
     X, dY, gamma, beta = inputs["X"], inputs["dY"], inputs["gamma"], inputs["beta"]
 
@@ -64,7 +62,7 @@ def loop_case(inputs: dict[str, np.ndarray]) -> Case:
     return run
 
 
-def matrix_case(inputs: dict[str, Any]) -> Case:
+def matrix_case(inputs: dict[str, Any]) -> Callable[[], Any]:
     """The library's matrix form: :func:`bnbackprop.batchnorm.forward` then ``backward``.
 
     ``inputs`` may hold NumPy arrays or any arrays the library accepts (torch tensors, …).
@@ -85,7 +83,7 @@ def to_torch(inputs: dict[str, np.ndarray], device: str = "cpu") -> dict[str, An
     return {name: torch.from_numpy(np.array(value)).to(device) for name, value in inputs.items()}
 
 
-def torch_case(inputs: dict[str, np.ndarray], device: str = "cpu", threads: int | None = None) -> Case:
+def torch_case(inputs: dict[str, np.ndarray], device: str = "cpu", threads: int | None = None) -> Callable[[], Any]:
     """PyTorch's own batch norm with autograd: ``F.batch_norm(training=True)`` and its backward.
 
     ``threads`` sets ``torch.set_num_threads`` for the duration of each call (and restores the
@@ -119,7 +117,7 @@ def torch_case(inputs: dict[str, np.ndarray], device: str = "cpu", threads: int 
     return run_with_threads
 
 
-def copy_case(inputs: dict[str, Any]) -> Case:
+def copy_case(inputs: dict[str, Any]) -> Callable[[], Any]:
     """One copy of an array of the size of X: one read pass and one write pass."""
     X = inputs["X"]
     if isinstance(X, np.ndarray):
@@ -130,7 +128,7 @@ def copy_case(inputs: dict[str, Any]) -> Case:
 
 
 def interleaved_times(
-    cases: dict[str, Case],
+    cases: dict[str, Callable[[], Any]],
     *,
     repeats: int,
     warmup: int = 1,
@@ -222,7 +220,7 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def peak_rss_increase(case: Case) -> int | None:
+def peak_rss_increase(case: Callable[[], Any]) -> int | None:
     """Peak growth of the resident set (bytes) during one call, outputs included (Linux only).
 
     Read from ``VmHWM`` after resetting it through ``/proc/self/clear_refs``; None elsewhere.
@@ -238,7 +236,7 @@ def peak_rss_increase(case: Case) -> int | None:
     return None if peak is None else max(peak - before, 0)
 
 
-def peak_traced_increase(case: Case) -> int:
+def peak_traced_increase(case: Callable[[], Any]) -> int:
     """Peak of the memory traced by ``tracemalloc`` (NumPy's arrays, Python objects) during one
     call, outputs included. PyTorch's CPU allocator is not traced: this is 0 for torch."""
     gc.collect()
@@ -260,7 +258,7 @@ def peak_traced_increase(case: Case) -> int:
 # --- memory traffic ------------------------------------------------------------------------------
 
 
-def count_traffic(case: Case) -> dict[str, int]:
+def count_traffic(case: Callable[[], Any]) -> dict[str, int]:
     """Bytes read and written by the torch operations a call makes, one operation at a time.
 
     Runs ``case`` under a ``TorchFunctionMode``; every operation that returns a tensor counts
