@@ -41,7 +41,7 @@ def test_forward_and_backward_match_loop_reference(options, shape):
     assert relative_error(Y, loops.forward(X, gamma, beta, **options)) < 1e-12
     assert dX.shape == X.shape and dgamma.shape == gamma.shape and dbeta.shape == beta.shape
     # atol matters for N = 2, ε = 0, where x̂ = ±1 whatever X is and dX vanishes exactly
-    scale = np.abs(dY).max() * np.abs(gamma).max() * cache.inv_std.max()
+    scale = np.abs(dY).max() * np.abs(gamma).max() * cache.inv_denom.max()
     np.testing.assert_allclose(dX, dX_loop, rtol=1e-10, atol=1e-13 * scale)
     assert relative_error(dgamma, dgamma_loop) < 1e-12
     assert relative_error(dbeta, dbeta_loop) < 1e-12
@@ -107,7 +107,7 @@ def test_layouts_are_equivalent(options):
 
 @pytest.mark.parametrize("options", OPTIONS, ids=option_id)
 def test_structure_of_dX(options):
-    """Each feature's dX sums to zero, and its projection on x̂ is inv_std · Σ g x̂ · c with
+    """Each feature's dX sums to zero, and its projection on x̂ is inv_denom · Σ g x̂ · c with
     c = 1 - κ Σx̂²/(N - ddof): ε/(σ² + ε) for ε inside, ε/(σ + ε) for ε outside, so zero
     exactly when ε = 0 (derived in the chapter)."""
     X, gamma, beta, dY = make_batch((7, 3), options["axis"], seed=9)
@@ -122,7 +122,7 @@ def test_structure_of_dX(options):
         leftover = eps / (var + eps)
     else:
         leftover = eps / (sigma + eps)
-    expected = cache.inv_std * (g * cache.xhat).sum(axis=axis) * leftover
+    expected = cache.inv_denom * (g * cache.xhat).sum(axis=axis) * leftover
     assert np.allclose((dX * cache.xhat).sum(axis=axis), expected, atol=1e-12)
 
 
@@ -147,7 +147,7 @@ def test_zero_variance_with_eps_is_finite_in_both_placements():
         dX, _, _ = batchnorm.backward(dY, cache)
         assert np.all(np.isfinite(Y)) and np.all(np.isfinite(dX))
         # a constant feature's gradient is the centred upstream divided by the denominator
-        assert np.allclose(dX[:, 0], (dY[:, 0] - dY[:, 0].mean()) * cache.inv_std[0])
+        assert np.allclose(dX[:, 0], (dY[:, 0] - dY[:, 0].mean()) * cache.inv_denom[0])
 
 
 @pytest.mark.parametrize("ddof", (0, 1))

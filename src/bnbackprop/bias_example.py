@@ -71,7 +71,7 @@ def _normalise(x: np.ndarray, scale: bool, eps: float) -> tuple[np.ndarray, floa
     if not scale:
         return x - x.mean(), 1.0
     Y, cache = batchnorm.forward(x[:, np.newaxis], np.ones(1), np.zeros(1), eps=eps)
-    return Y[:, 0], float(1.0 / cache.inv_std[0])
+    return Y[:, 0], float(1.0 / cache.inv_denom[0])
 
 
 def layer(u: np.ndarray, w: float, b: float, *, scale: bool = False, eps: float = 0.0) -> np.ndarray:

@@ -111,10 +111,15 @@ class ForwardCache:
     X: np.ndarray
     Z: np.ndarray
     xhat: np.ndarray | None
-    inv_std: np.ndarray | None
+    inv_denom: np.ndarray | None
     B: np.ndarray
     A: np.ndarray
     y_hat: np.ndarray
+
+    @property
+    def inv_std(self) -> np.ndarray | None:
+        """Former name of ``inv_denom``, 1/√(σ² + ε) of batch norm; kept for old code."""
+        return self.inv_denom
 
 
 class QuestionNetwork:
@@ -165,11 +170,11 @@ class QuestionNetwork:
         Z = X @ G1
         if self.batch_norm:
             B, bn = batchnorm.forward(Z, gamma, beta, eps=self.eps, ddof=self.ddof)
-            xhat, inv_std = bn.xhat, bn.inv_std
+            xhat, inv_denom = bn.xhat, bn.inv_denom
         else:
-            B, xhat, inv_std = Z, None, None
+            B, xhat, inv_denom = Z, None, None
         A = self.activation(B)
-        return ForwardCache(X=X, Z=Z, xhat=xhat, inv_std=inv_std, B=B, A=A, y_hat=A @ G2)
+        return ForwardCache(X=X, Z=Z, xhat=xhat, inv_denom=inv_denom, B=B, A=A, y_hat=A @ G2)
 
     def predict(self, X, G1, G2, gamma=None, beta=None) -> np.ndarray:
         """``ŷ`` (N × 1)."""
@@ -213,7 +218,7 @@ class QuestionNetwork:
         dbeta = (ones.T @ W).ravel()
         dgamma = (ones.T @ (W * xhat)).ravel()
         G = W @ np.diag(np.asarray(gamma, dtype=np.float64))
-        S_inv = np.diag(cache.inv_std)
+        S_inv = np.diag(cache.inv_denom)
         if through_statistics:
             centring = np.eye(N) - ones @ ones.T / N
             projection = np.diag((ones.T @ (xhat * G)).ravel()) / (N - self.ddof)
