@@ -36,6 +36,7 @@ from typing import Literal
 
 import numpy as np
 
+from bnbackprop import _arrays
 from bnbackprop._validation import (
     as_float_array,
     require_choice,
@@ -58,7 +59,9 @@ class BatchNormCache:
     ``inv_denom`` is 1/√(σ² + ε) for ε inside and 1/(σ + ε) for ε outside; ``kappa`` is
     (σ + ε)/σ for ε outside (0 for a constant feature) and 1 for ε inside. ``axis`` is the
     sorted tuple of reduced axes. ``batch_stats`` is True when the statistics were computed
-    from this batch (training) and False when they were constants (inference).
+    from this batch (training) and False when they were constants (inference). ``dtype`` is
+    the dtype of X, which the gradients take (x̂ is float32 when X is float16).
+    The arrays are read-only (NumPy) and never shared with the caller.
     """
 
     xhat: np.ndarray
@@ -72,6 +75,7 @@ class BatchNormCache:
     axis: tuple[int, ...]
     eps_placement: str
     batch_stats: bool
+    dtype: object = None
 
     @property
     def batch_size(self) -> int:
@@ -131,41 +135,50 @@ def _check_options(eps: object, ddof: object, eps_placement: object) -> tuple:
     return eps, ddof, eps_placement
 
 
-def _check_input(X: object, axis: object) -> tuple[np.ndarray, tuple[int, ...]]:
-    X = as_float_array(X, "X")
+def _compute_dtype(xp, dtype):
+    """float16 is computed in float32 (its range ends at 65504: squares of 256 overflow)."""
+    half = getattr(xp, "float16", None)  # not in the array API standard
+    return xp.float32 if half is not None and dtype == half else dtype
+
+
+def _check_input(xp, X: object, axis: object):
+    """X as a real floating array of at least 2 dimensions, and the sorted reduced axes.
+
+    Finiteness is not checked here: the batch mean, computed anyway, is finite exactly when
+    the entries are (or their sum overflows, which the callers tell apart).
+    """
+    X = as_float_array(X, "X") if xp is None else _arrays.as_float(xp, X, "X")
     if X.ndim < 2:
-        raise ValueError(f"X must be at least 2-D (a batch axis and a feature axis), got shape {X.shape}")
-    axes = _reduced_axes(axis, X.shape)
-    require_finite(X, "X")
-    return X, axes
+        raise ValueError(f"X must be at least 2-D (a batch axis and a feature axis), got shape {tuple(X.shape)}")
+    return X, _reduced_axes(axis, tuple(X.shape))
 
 
-def _check_vector(value: object, name: str, X: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """A per-feature array of X's dtype, copied so that later changes by the caller do not reach us."""
-    vector = as_float_array(value, name)
-    features = _feature_shape(X.shape, axes)
+def _check_vector(xp, value: object, name: str, X, axes: tuple[int, ...], dtype):
+    """A per-feature array of ``dtype``, always a copy: later changes by the caller do not reach us."""
+    if xp is None:
+        vector = as_float_array(value, name)
+    else:
+        vector = _arrays.as_float(xp, value, name, like=X)
+    features = _feature_shape(tuple(X.shape), axes)
     require_shape(
         vector, features, name,
-        f"one entry per feature: the axes of X {X.shape} not in axis={axes}",
+        f"one entry per feature: the axes of X {tuple(X.shape)} not in axis={axes}",
     )
-    require_finite(vector, name)
-    return vector.astype(X.dtype, copy=True)
+    if xp is None:
+        require_finite(vector, name)
+        return np.array(vector, dtype=dtype)
+    _arrays.require_finite(xp, vector, name)
+    return xp.asarray(vector, dtype=dtype, copy=True)
 
 
-def _batch_size(X: np.ndarray, axes: tuple[int, ...], ddof: int, what: str) -> int:
+def _batch_size(X, axes: tuple[int, ...], ddof: int, what: str) -> int:
     n = math.prod(X.shape[a] for a in axes)
     if n < 2 or n <= ddof:
         raise ValueError(
             f"{what} needs a batch of at least 2 samples (and more than ddof={ddof}) over axis {axes}; "
-            f"X has shape {X.shape}, a batch of {n}"
+            f"X has shape {tuple(X.shape)}, a batch of {n}"
         )
     return n
-
-
-def _denominator(var: np.ndarray, eps: float, eps_placement: str) -> np.ndarray:
-    if eps_placement == "inside":
-        return np.sqrt(var + eps)
-    return np.sqrt(var) + eps
 
 
 def _features(mask: np.ndarray) -> list:
@@ -176,128 +189,460 @@ def _features(mask: np.ndarray) -> list:
     return [tuple(row) for row in found.tolist()]
 
 
-def _moments(X: np.ndarray, axes: tuple[int, ...], ddof: int) -> tuple[np.ndarray, np.ndarray]:
-    mean = X.mean(axis=axes, keepdims=True)
-    var = X.var(axis=axes, ddof=ddof, keepdims=True)
-    return mean, var
+def _trusted(xp, mean, var, n: int, dtype):
+    """Features whose fast statistics are exact to rounding: the rest take :func:`_scaled_fit`.
+
+    Suspect are a variance that overflowed or is so small that its squares underflowed
+    (below ``tiny/ε_machine``), and a spread within rounding of the mean, where a constant
+    feature with an inexact mean would otherwise be normalised to ±1.
+    """
+    tiny, rounding = _limits(xp, dtype)
+    sigma = xp.sqrt(var)
+    ok = xp.isfinite(var) & (var >= tiny / rounding) & (sigma > (2 * n * rounding) * xp.abs(mean))
+    return ok, sigma
 
 
-def batch_statistics(X: np.ndarray, *, ddof: int = 0, axis: int | tuple[int, ...] = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of each feature over the axes ``axis`` (variance divides by N - ddof)."""
-    _, ddof, _ = _check_options(0.0, ddof, "inside")
-    X, axes = _check_input(X, axis)
-    n = math.prod(X.shape[a] for a in axes)
-    if n - ddof < 1:
-        raise ValueError(f"a batch of {n} over axis {axes} of X {X.shape} has no variance with ddof={ddof}")
-    features = _feature_shape(X.shape, axes)
-    mean, var = _moments(X, axes, ddof)
-    return mean.reshape(features), var.reshape(features)
+def _limits(xp, dtype) -> tuple[float, float]:
+    """The smallest normal number and the machine epsilon of ``dtype``."""
+    info = xp.finfo(dtype)
+    return float(info.smallest_normal), float(info.eps)
 
 
-def _normalise(X, axes, gamma, beta, mean, var, eps, ddof, eps_placement, batch_stats):
-    """x̂, Y and the cache from per-feature statistics in broadcast shape."""
-    denominator = _denominator(var, eps, eps_placement)
-    features = _feature_shape(X.shape, axes)
-    if np.any(denominator == 0):
-        zero = _features((denominator == 0).reshape(features))
+def _scaled_fit(xp, X, axes: tuple[int, ...], n: int, ddof: int, eps: float, eps_placement: str):
+    """Statistics and x̂ that cannot overflow or underflow on the way, for features at the float limits.
+
+    Each feature is divided by its largest magnitude ``a`` and its centred values by their
+    largest magnitude ``s`` before squaring, so every square lies in [0, 1]; σ = a·s·√v. A
+    feature whose entries are all equal is constant: mean = that value exactly, σ = 0, x̂ = 0.
+    Returns mean, var (σ², inf where it overflows), σ, the denominator and x̂.
+    """
+    high = xp.max(X, axis=axes, keepdims=True)
+    low = xp.min(X, axis=axes, keepdims=True)
+    constant = high == low
+    one = xp.ones_like(high)
+    a = xp.maximum(xp.abs(high), xp.abs(low))
+    a = xp.where(a > 0, a, one)
+    y = X / a
+    y_mean = xp.sum(y, axis=axes, keepdims=True) / n
+    yc = y - y_mean
+    s = xp.max(xp.abs(yc), axis=axes, keepdims=True)
+    flat = constant | (s == 0)
+    s = xp.where(flat, one, s)
+    z = yc / s
+    v = xp.sum(z * z, axis=axes, keepdims=True) / (n - ddof)
+    root_v = xp.where(flat, one, xp.sqrt(v))
+    zero = xp.zeros_like(high)
+    sigma = xp.where(flat, zero, a * (s * root_v))
+    mean = xp.where(constant, high, a * y_mean)
+    var = sigma * sigma
+    if eps == 0:
+        denominator = sigma
+        xhat = z / root_v
+    else:
+        denominator = xp.sqrt(var + eps) if eps_placement == "inside" else sigma + eps
+        xhat = yc * (a / denominator)
+    xhat = xp.where(flat, xp.zeros_like(xhat), xhat)
+    return mean, var, sigma, denominator, xhat
+
+
+def _refuse_overflowing_variance(xp, var, flat, X, features, where: str) -> None:
+    overflow = ~xp.isfinite(var) & ~flat
+    if bool(xp.any(overflow)):
+        bad = _arrays.true_indices(xp, xp.reshape(overflow, features))
         raise ValueError(
-            f"feature(s) {zero} of X {X.shape} have zero variance and eps=0: "
+            f"{where}: the variance of feature(s) {bad} of X {tuple(X.shape)} overflows {X.dtype} "
+            "(its σ is above the square root of the largest float); rescale X"
+        )
+
+
+def _refuse_zero_denominator(xp, denominator, X, features) -> None:
+    zero = denominator == 0
+    if bool(xp.any(zero)):
+        bad = _arrays.true_indices(xp, xp.reshape(zero, features))
+        raise ValueError(
+            f"feature(s) {bad} of X {tuple(X.shape)} have zero variance and eps=0: "
             "the normalisation divides by zero; use eps > 0"
         )
-    inv_denom = 1.0 / denominator
-    xhat = (X - mean) * inv_denom
-    Y = xhat * _broadcast(gamma, X.ndim, axes) + _broadcast(beta, X.ndim, axes)
-    require_finite(Y, "the output Y (overflow?)")
+
+
+def _columns(A: np.ndarray, axes: tuple[int, ...], index: tuple) -> np.ndarray:
+    """The entries of the features at ``index`` as an (N, m) matrix (a copy)."""
+    moved = np.moveaxis(A, axes, tuple(range(len(axes))))
+    selected = moved[(slice(None),) * len(axes) + index]
+    return selected.reshape(-1, selected.shape[-1])
+
+
+def _set_columns(A: np.ndarray, axes: tuple[int, ...], index: tuple, values: np.ndarray) -> None:
+    moved = np.moveaxis(A, axes, tuple(range(len(axes))))
+    reduced = tuple(A.shape[a] for a in axes)
+    moved[(slice(None),) * len(axes) + index] = values.reshape((*reduced, values.shape[-1]))
+
+
+def _sum_of_products(A: np.ndarray, B: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Σ A ⊙ B over ``axes``, without the temporary product array."""
+    letters = "abcdefghijklmnopqrstuvwxyz"[: A.ndim]
+    kept = "".join(letter for i, letter in enumerate(letters) if i not in axes)
+    return np.einsum(f"{letters},{letters}->{kept}", A, B)
+
+
+def _fit_numpy(X: np.ndarray, axes: tuple[int, ...], ddof: int, eps: float, eps_placement: str, dtype, *, xhat=True):
+    """Mean, variance, denominator (broadcast shape) and x̂ of X over ``axes``, NumPy path.
+
+    Two-pass statistics; the centred array becomes x̂ in place. Features at the float limits
+    or constant in floating point are redone by :func:`_scaled_fit`.
+    """
+    n = math.prod(X.shape[a] for a in axes)
+    features = _feature_shape(X.shape, axes)
+    with np.errstate(all="ignore"):
+        mean = np.add.reduce(X, axis=axes, keepdims=True, dtype=dtype)
+        mean /= n
+        if not np.isfinite(mean).all():
+            require_finite(X, "X")
+        centred = np.subtract(X, mean, dtype=dtype)
+        var = _broadcast(_sum_of_products(centred, centred, axes), X.ndim, axes) / (n - ddof)
+        ok, sigma = _trusted(np, mean, var, n, dtype)
+        index = np.nonzero(~ok.reshape(features))
+        redo = index[0].size > 0
+        if redo:
+            columns = _columns(X, axes, index).astype(dtype, copy=False)
+            s_mean, s_var, s_sigma, s_denominator, s_xhat = _scaled_fit(
+                np, columns, (0,), n, ddof, eps, eps_placement
+            )
+            for full, part in ((mean, s_mean), (var, s_var), (sigma, s_sigma)):
+                full.reshape(features)[index] = part[0]
+            _refuse_overflowing_variance(np, var, sigma == 0, X, features, "batch norm")
+        if eps_placement == "inside":
+            denominator = np.sqrt(var + eps)
+        else:
+            denominator = sigma + eps
+        if redo:
+            denominator.reshape(features)[index] = s_denominator[0]
+        if not xhat:
+            return mean, var, sigma, denominator, None
+        _refuse_zero_denominator(np, denominator, X, features)
+        inv_denom = 1.0 / denominator
+        centred *= inv_denom
+        if redo:
+            _set_columns(centred, axes, index, s_xhat)
+    return mean, var, sigma, inv_denom, centred
+
+
+def _kappa(xp, sigma, eps: float, eps_placement: str):
+    """κ = (σ + ε)/σ for ε outside (0 for a constant feature, whose x̂ is 0), 1 for ε inside."""
     if eps_placement == "inside":
-        kappa = np.ones_like(var)
+        return xp.ones_like(sigma)
+    positive = sigma > 0
+    safe = xp.where(positive, sigma, xp.ones_like(sigma))
+    return xp.where(positive, (safe + eps) / safe, xp.zeros_like(sigma))
+
+
+def _output_numpy(xhat: np.ndarray, gamma: np.ndarray, beta: np.ndarray, out_dtype, what: str) -> np.ndarray:
+    """``Y = γ ⊙ x̂ + β`` in the caller's dtype; overflow raises instead of returning inf."""
+    try:
+        with np.errstate(over="raise", invalid="raise", under="ignore", divide="ignore"):
+            Y = np.multiply(xhat, gamma)
+            if beta.any():
+                Y += beta
+            return Y.astype(out_dtype, copy=False)
+    except FloatingPointError:
+        raise ValueError(
+            f"{what}: the output Y = γ ⊙ x̂ + β overflows {np.dtype(out_dtype).name} "
+            f"(max |γ| = {np.abs(gamma).max():.3g}, max |β| = {np.abs(beta).max():.3g})"
+        ) from None
+
+
+def batch_statistics(X, *, ddof: int = 0, axis: int | tuple[int, ...] = 0):
+    """Mean and variance of each feature over the axes ``axis`` (variance divides by N - ddof).
+
+    Computed without overflow or underflow on the way; a variance that itself overflows or
+    underflows the dtype (σ² outside its range) raises ``ValueError`` rather than returning
+    inf or a rounded 0. Results come back in X's array library; float16 is computed in float32.
+    """
+    _, ddof, _ = _check_options(0.0, ddof, "inside")
+    xp = _arrays.foreign_namespace(X)
+    X, axes = _check_input(xp, X, axis)
+    n = math.prod(X.shape[a] for a in axes)
+    if n - ddof < 1:
+        raise ValueError(f"a batch of {n} over axis {axes} of X {tuple(X.shape)} has no variance with ddof={ddof}")
+    features = _feature_shape(tuple(X.shape), axes)
+    namespace = np if xp is None else xp
+    dtype = _compute_dtype(namespace, X.dtype)
+    if xp is None:
+        mean, var, sigma, _, _ = _fit_numpy(X, axes, ddof, 1.0, "inside", dtype, xhat=False)
     else:
-        sigma = np.sqrt(var)
-        kappa = np.divide(sigma + eps, sigma, out=np.zeros_like(sigma), where=sigma > 0)
-    cache = BatchNormCache(
-        xhat=xhat, mean=mean.reshape(features), var=var.reshape(features),
-        inv_denom=inv_denom.reshape(features), kappa=kappa.reshape(features), gamma=gamma,
-        eps=eps, ddof=ddof, axis=axes, eps_placement=eps_placement, batch_stats=batch_stats,
+        mean, var, sigma, _, _ = _fit_xp(xp, X, axes, ddof, 1.0, "inside", dtype)
+    tiny, _ = _limits(namespace, dtype)
+    underflow = (sigma > 0) & (var < tiny)
+    if bool(namespace.any(underflow)):
+        bad = _arrays.true_indices(namespace, namespace.reshape(underflow, features))
+        raise ValueError(
+            f"the variance of feature(s) {bad} of X {tuple(X.shape)} underflows {dtype} (σ below the square "
+            "root of the smallest normal float); rescale X"
+        )
+    if X.dtype != dtype:
+        mean, var = (namespace.astype(a, X.dtype) for a in (mean, var))
+    return namespace.reshape(mean, features), namespace.reshape(var, features)
+
+
+def _fit_xp(xp, X, axes: tuple[int, ...], ddof: int, eps: float, eps_placement: str, dtype):
+    """The reference computation, written with array-API functions only: two-pass statistics,
+    x̂ = (X - μ) / denominator, and :func:`_scaled_fit` for the features it cannot trust."""
+    n = math.prod(X.shape[a] for a in axes)
+    features = _feature_shape(tuple(X.shape), axes)
+    if X.dtype != dtype:
+        X = xp.astype(X, dtype)
+    mean = xp.sum(X, axis=axes, keepdims=True) / n
+    if not _arrays.all_finite(xp, mean):
+        _arrays.require_finite(xp, X, "X")
+    centred = X - mean
+    var = xp.sum(centred * centred, axis=axes, keepdims=True) / (n - ddof)
+    ok, sigma = _trusted(xp, mean, var, n, dtype)
+    if eps_placement == "inside":
+        denominator = xp.sqrt(var + eps)
+    else:
+        denominator = sigma + eps
+    xhat = None
+    if not bool(xp.all(ok)):
+        s_mean, s_var, s_sigma, s_denominator, s_xhat = _scaled_fit(xp, X, axes, n, ddof, eps, eps_placement)
+        mean, var, sigma = xp.where(ok, mean, s_mean), xp.where(ok, var, s_var), xp.where(ok, sigma, s_sigma)
+        _refuse_overflowing_variance(xp, var, sigma == 0, X, features, "batch norm")
+        denominator = xp.where(ok, denominator, s_denominator)
+        xhat = s_xhat
+    if eps == 0:
+        _refuse_zero_denominator(xp, denominator, X, features)
+    safe = xp.where(denominator > 0, denominator, xp.ones_like(denominator))
+    plain = centred / safe
+    xhat = plain if xhat is None else xp.where(ok, plain, xhat)
+    return mean, var, sigma, denominator, xhat
+
+
+def _finish_cache(namespace, X, xhat, mean, var, sigma, inv_denom, gamma, eps, ddof, axes, eps_placement, batch_stats):
+    features = _feature_shape(tuple(xhat.shape), axes)
+    kappa = _kappa(namespace, sigma, eps, eps_placement)
+    vectors = [namespace.reshape(a, features) for a in (mean, var, inv_denom, kappa)]
+    if namespace is np:
+        for array in (xhat, *vectors, gamma):
+            array.flags.writeable = False
+    mean, var, inv_denom, kappa = vectors
+    return BatchNormCache(
+        xhat=xhat, mean=mean, var=var, inv_denom=inv_denom, kappa=kappa, gamma=gamma,
+        eps=eps, ddof=ddof, axis=axes, eps_placement=eps_placement, batch_stats=batch_stats, dtype=X.dtype,
     )
-    return Y, cache
+
+
+def _output_xp(xp, xhat, gamma, beta, out_dtype, what: str):
+    Y = gamma * xhat + beta
+    if out_dtype != Y.dtype:
+        Y = xp.astype(Y, out_dtype)
+    if not _arrays.all_finite(xp, Y):
+        raise ValueError(f"{what}: the output Y = γ ⊙ x̂ + β overflows {out_dtype} (γ or β too large for this dtype)")
+    return Y
 
 
 def forward(
-    X: np.ndarray,
-    gamma: np.ndarray,
-    beta: np.ndarray,
+    X,
+    gamma,
+    beta,
     *,
     eps: float = 1e-5,
     ddof: int = 0,
     axis: int | tuple[int, ...] = 0,
     eps_placement: EpsPlacement = "inside",
-) -> tuple[np.ndarray, BatchNormCache]:
+):
     """Batch norm in training mode: normalise each feature with this batch's statistics.
 
-    Returns ``Y = γ ⊙ x̂ + β`` in the layout of ``X`` and the cache for :func:`backward`.
+    Returns ``Y = γ ⊙ x̂ + β`` in the layout, dtype and array library of ``X``, and the cache
+    for :func:`backward`. ``gamma`` and ``beta`` are copied and cast to X's dtype; float16 is
+    computed in float32 and Y rounded to float16 (raising if it overflows). Features near the
+    float limits normalise correctly; a feature whose entries are all equal has x̂ = 0.
     Raises ``ValueError`` for a batch of one (N must exceed ``ddof`` and be at least 2),
-    zero variance with ``eps=0``, non-finite input, mismatched shapes or unknown options.
+    zero variance with ``eps=0``, a variance that overflows the dtype, non-finite input or
+    output, mismatched shapes or unknown options.
     """
     eps, ddof, eps_placement = _check_options(eps, ddof, eps_placement)
-    X, axes = _check_input(X, axis)
-    gamma = _check_vector(gamma, "gamma", X, axes)
-    beta = _check_vector(beta, "beta", X, axes)
+    xp = _arrays.foreign_namespace(X)
+    X, axes = _check_input(xp, X, axis)
+    namespace = np if xp is None else xp
+    dtype = _compute_dtype(namespace, X.dtype)
+    gamma = _check_vector(xp, gamma, "gamma", X, axes, dtype)
+    beta = _check_vector(xp, beta, "beta", X, axes, dtype)
     _batch_size(X, axes, ddof, "training-mode batch norm")
-    mean, var = _moments(X, axes, ddof)
-    return _normalise(X, axes, gamma, beta, mean, var, eps, ddof, eps_placement, True)
+    gamma_b, beta_b = (_expand(namespace, v, X.ndim, axes) for v in (gamma, beta))
+    if xp is None:
+        mean, var, sigma, inv_denom, xhat = _fit_numpy(X, axes, ddof, eps, eps_placement, dtype)
+        Y = _output_numpy(xhat, gamma_b, beta_b, X.dtype, "batch-norm forward")
+    else:
+        mean, var, sigma, denominator, xhat = _fit_xp(xp, X, axes, ddof, eps, eps_placement, dtype)
+        inv_denom = 1.0 / denominator
+        Y = _output_xp(xp, xhat, gamma_b, beta_b, X.dtype, "batch-norm forward")
+    cache = _finish_cache(namespace, X, xhat, mean, var, sigma, inv_denom, gamma, eps, ddof, axes, eps_placement, True)
+    return Y, cache
+
+
+def _expand(namespace, vector, ndim: int, axes: tuple[int, ...]):
+    if namespace is np:
+        return _broadcast(vector, ndim, axes)
+    shape = list(vector.shape)
+    for a in axes:
+        shape.insert(a, 1)
+    return namespace.reshape(vector, tuple(shape))
 
 
 def forward_inference(
-    X: np.ndarray,
-    gamma: np.ndarray,
-    beta: np.ndarray,
-    mean: np.ndarray,
-    var: np.ndarray,
+    X,
+    gamma,
+    beta,
+    mean,
+    var,
     *,
     eps: float = 1e-5,
     axis: int | tuple[int, ...] = 0,
     eps_placement: EpsPlacement = "inside",
-) -> tuple[np.ndarray, BatchNormCache]:
+):
     """Batch norm in inference mode: normalise with fixed statistics ``mean`` and ``var``.
 
     The statistics are constants here, so the layer is affine in ``X`` and any batch size,
-    one included, is allowed. ``gamma``, ``beta``, ``mean`` and ``var`` are copied.
+    one included, is allowed. ``gamma``, ``beta``, ``mean`` and ``var`` are copied, so that
+    changing them afterwards does not change the cache. x̂ or Y that would overflow raises.
     """
     eps, _, eps_placement = _check_options(eps, 0, eps_placement)
-    X, axes = _check_input(X, axis)
-    gamma = _check_vector(gamma, "gamma", X, axes)
-    beta = _check_vector(beta, "beta", X, axes)
-    mean = _check_vector(mean, "mean", X, axes)
-    var = _check_vector(var, "var", X, axes)
-    if np.any(var < 0):
-        raise ValueError(f"var must be >= 0, got minimum {var.min()}")
-    mean, var = _broadcast(mean, X.ndim, axes), _broadcast(var, X.ndim, axes)
-    return _normalise(X, axes, gamma, beta, mean, var, eps, 0, eps_placement, False)
+    xp = _arrays.foreign_namespace(X)
+    X, axes = _check_input(xp, X, axis)
+    namespace = np if xp is None else xp
+    dtype = _compute_dtype(namespace, X.dtype)
+    gamma = _check_vector(xp, gamma, "gamma", X, axes, dtype)
+    beta = _check_vector(xp, beta, "beta", X, axes, dtype)
+    mean = _check_vector(xp, mean, "mean", X, axes, dtype)
+    var = _check_vector(xp, var, "var", X, axes, dtype)
+    if bool(namespace.any(var < 0)):
+        raise ValueError(f"var must be >= 0, got minimum {float(namespace.min(var))}")
+    features = _feature_shape(tuple(X.shape), axes)
+    mean_b, var_b, gamma_b, beta_b = (_expand(namespace, v, X.ndim, axes) for v in (mean, var, gamma, beta))
+    if xp is None:
+        require_finite(X, "X")
+    sigma = namespace.sqrt(var_b)
+    denominator = namespace.sqrt(var_b + eps) if eps_placement == "inside" else sigma + eps
+    _refuse_zero_denominator(namespace, denominator, X, features)
+    inv_denom = 1.0 / denominator
+    what = "batch-norm forward_inference"
+    if xp is None:
+        try:
+            with np.errstate(over="raise", invalid="raise", under="ignore", divide="ignore"):
+                if not np.isfinite(inv_denom).all():
+                    raise FloatingPointError
+                xhat = np.subtract(X, mean_b, dtype=dtype)
+                xhat *= inv_denom
+        except FloatingPointError:
+            require_finite(X, "X")
+            raise ValueError(
+                f"{what}: x̂ = (X - mean) / denominator overflows {np.dtype(dtype).name} "
+                "(X far from mean, or var + eps too small)"
+            ) from None
+        Y = _output_numpy(xhat, gamma_b, beta_b, X.dtype, what)
+    else:
+        X = X if X.dtype == dtype else xp.astype(X, dtype)
+        _arrays.require_finite(xp, X, "X")
+        xhat = (X - mean_b) * inv_denom
+        if not _arrays.all_finite(xp, xhat):
+            raise ValueError(
+                f"{what}: x̂ = (X - mean) / denominator overflows {dtype} (X far from mean, or var + eps too small)"
+            )
+        Y = _output_xp(xp, xhat, gamma_b, beta_b, X.dtype, what)
+    cache = _finish_cache(
+        namespace, X, xhat, mean_b, var_b, sigma, inv_denom, gamma, eps, 0, axes, eps_placement, False
+    )
+    return Y, cache
 
 
-def backward(dY: np.ndarray, cache: BatchNormCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def backward(dY, cache: BatchNormCache):
     """Exact gradients ``(dX, dgamma, dbeta)`` of a loss, given ``dY = ∂L/∂Y``.
 
-    ``dX`` has the shape of ``X``; ``dgamma`` and ``dbeta`` have one entry per feature.
-    With batch statistics the gradient flows through the mean and the variance; with fixed
-    statistics (inference) it is ``dY ⊙ γ ⊙ inv_denom``.
+    ``dX`` has the shape of ``X``; ``dgamma`` and ``dbeta`` have one entry per feature; all
+    three come back in the dtype and array library of X in the forward pass. With batch
+    statistics the gradient flows through the mean and the variance; with fixed statistics
+    (inference) it is ``dY ⊙ γ ⊙ inv_denom``. A result that would overflow raises
+    ``ValueError`` (typically a nearly constant feature with a tiny ε, whose 1/denominator is huge).
     """
     if not isinstance(cache, BatchNormCache):
         raise TypeError(f"cache must be the BatchNormCache from forward(), got {type(cache).__name__}")
-    dY = as_float_array(dY, "dY")
-    require_shape(dY, cache.xhat.shape, "dY", "the shape of X in the forward pass")
-    require_finite(dY, "dY")
-    axes, ndim, xhat = cache.axis, cache.xhat.ndim, cache.xhat
-    dY = dY.astype(xhat.dtype, copy=False)
-    dbeta = dY.sum(axis=axes)
-    dgamma = (dY * xhat).sum(axis=axes)
-    g = dY * _broadcast(cache.gamma, ndim, axes)
-    inv_denom = _broadcast(cache.inv_denom, ndim, axes)
-    if not cache.batch_stats:
-        return g * inv_denom, dgamma, dbeta
-    projection = (g * xhat).sum(axis=axes) * cache.kappa / (cache.batch_size - cache.ddof)
-    g_mean = g.mean(axis=axes, keepdims=True)
-    dX = inv_denom * (g - g_mean - xhat * _broadcast(projection, ndim, axes))
-    return dX, dgamma, dbeta
+    xp = _arrays.foreign_namespace(cache.xhat)
+    if xp is None:
+        dY = as_float_array(dY, "dY")
+    else:
+        dY = _arrays.as_float(xp, dY, "dY", like=cache.xhat)
+    require_shape(dY, tuple(cache.xhat.shape), "dY", "the shape of X in the forward pass")
+    if xp is None:
+        return _backward_numpy(dY, cache)
+    return _backward_xp(xp, dY, cache)
+
+
+def _out_dtype(cache):
+    """Gradients come back in the dtype of the forward input: float16 when it was float16."""
+    return cache.xhat.dtype if cache.dtype is None else cache.dtype
+
+
+def _backward_numpy(dY: np.ndarray, cache: BatchNormCache):
+    xhat, axes, ndim = cache.xhat, cache.axis, cache.xhat.ndim
+    dtype = xhat.dtype
+    out_dtype = _out_dtype(cache)
+    what = "batch-norm backward"
+    with np.errstate(all="ignore"):
+        dbeta = np.add.reduce(dY, axis=axes, keepdims=True, dtype=dtype)
+    if not np.isfinite(dbeta).all():
+        require_finite(dY, "dY")
+        raise ValueError(f"{what}: the sum of dY over the batch overflows {dtype.name}; rescale the loss")
+    dY = dY.astype(dtype, copy=False)
+    dgamma = _broadcast(_sum_of_products(dY, xhat, axes), ndim, axes)
+    if not np.isfinite(dgamma).all():
+        raise ValueError(f"{what}: Σ dY ⊙ x̂ over the batch overflows {dtype.name}; rescale the loss")
+    gamma, inv_denom, kappa = (_broadcast(v, ndim, axes) for v in (cache.gamma, cache.inv_denom, cache.kappa))
+    try:
+        with np.errstate(over="raise", invalid="raise", under="ignore", divide="ignore"):
+            scale = gamma * inv_denom
+            if cache.batch_stats:
+                # dX = γ·inv_denom·(dY - Σ dY / N - κ x̂ Σ(dY ⊙ x̂) / (N - ddof)): g = dY ⊙ γ with γ factored out
+                dX = np.multiply(xhat, dgamma * (kappa / -(cache.batch_size - cache.ddof)))
+                dX += dY
+                dX -= dbeta / cache.batch_size
+                dX *= scale
+            else:
+                dX = np.multiply(dY, scale)
+            grads = [a.astype(out_dtype, copy=False) for a in (dX, dgamma, dbeta)]
+    except FloatingPointError:
+        raise ValueError(
+            f"{what}: dX overflows {np.dtype(out_dtype).name} (max γ/denominator = {np.abs(scale).max():.3g}: "
+            "a nearly constant feature with a tiny eps, or a huge dY)"
+        ) from None
+    features = _feature_shape(xhat.shape, axes)
+    return grads[0], grads[1].reshape(features), grads[2].reshape(features)
+
+
+def _backward_xp(xp, dY, cache: BatchNormCache):
+    """The book's formula, line by line, with array-API functions."""
+    xhat, axes, ndim = cache.xhat, cache.axis, cache.xhat.ndim
+    out_dtype = _out_dtype(cache)
+    if dY.dtype != xhat.dtype:
+        dY = xp.astype(dY, xhat.dtype)
+    _arrays.require_finite(xp, dY, "dY")
+    gamma, inv_denom = (_expand(xp, v, ndim, axes) for v in (cache.gamma, cache.inv_denom))
+    dbeta = xp.sum(dY, axis=axes)
+    dgamma = xp.sum(dY * xhat, axis=axes)
+    g = dY * gamma
+    if cache.batch_stats:
+        n = cache.batch_size
+        kappa = _expand(xp, cache.kappa, ndim, axes)
+        projection = xp.sum(g * xhat, axis=axes, keepdims=True) * kappa / (n - cache.ddof)
+        dX = inv_denom * (g - xp.sum(g, axis=axes, keepdims=True) / n - xhat * projection)
+    else:
+        dX = g * inv_denom
+    grads = [a if a.dtype == out_dtype else xp.astype(a, out_dtype) for a in (dX, dgamma, dbeta)]
+    for name, grad in zip(("dX", "dgamma", "dbeta"), grads, strict=True):
+        if not _arrays.all_finite(xp, grad):
+            raise ValueError(
+                f"batch-norm backward: {name} overflows {out_dtype} "
+                "(a nearly constant feature with a tiny eps, or a huge dY)"
+            )
+    return tuple(grads)
 
 
 def _check_num_features(num_features: object) -> tuple[int, ...]:
