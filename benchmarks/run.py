@@ -49,6 +49,7 @@ MAX_ELEMENTS = 2**23
 # Square sizes at which the pure-Python loop reference is timed (it stops at 256: O(N² p)).
 FULL_LOOP_SIZES = (16, 32, 64, 128, 256)
 HEADLINE = (4096, 1024)
+LOOP_MEMORY_ELEMENTS = 64 * 64
 
 GRIDS = {
     "full": {
@@ -197,7 +198,8 @@ def measure_memory(record: dict, device: str) -> None:
             del result
         return
     cases = {"matrix": benchmarking.matrix_case(inputs), "torch": benchmarking.torch_case(inputs)}
-    if record["loops_measured"]:
+    # The loops' memory is measured only where a call is quick (tracemalloc slows pure Python ten-fold).
+    if record["loops_measured"] and record["elements"] <= LOOP_MEMORY_ELEMENTS:
         cases["loops"] = benchmarking.loop_case(inputs)
     for name, case in cases.items():
         case()

@@ -59,7 +59,6 @@ anything, and the machine the book was built on is shared, so its load is record
 
 code(r"""
 import json
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -112,7 +111,8 @@ First the machine, its load and its copy bandwidth, as the run recorded them.
 code(r"""
 machine, load = stored["machine"], stored["load"]
 bandwidth = stored["copy_bandwidth"]
-print(f"measured      {stored['created_utc']} ({stored['grid']} grid, {stored['wall_s']:.0f} s)")
+print(f"measured      {stored['created_utc']} ({stored['grid']} grid, "
+      f"{stored['wall_s']:.0f} s)")
 print(f"device        {machine['device']}; CPU {machine['cpu_model']}, "
       f"{machine['logical_cpus']} logical CPUs")
 print(f"software      Python {machine['python']}, NumPy {machine['numpy']}, "
@@ -125,21 +125,21 @@ print(f"copy          {bandwidth['bytes_per_s'] / 1e9:.1f} GB/s read + write "
 
 
 def stored_record(n, p, dtype, loops=False):
-    return next(r for r in records if (r["N"], r["p"], r["dtype"], r["loops_measured"])
-                == (n, p, dtype, loops))
+    key = (n, p, dtype, loops)
+    return next(r for r in records
+                if (r["N"], r["p"], r["dtype"], r["loops_measured"]) == key)
 
 
 loop_top = max(stored["grid_sizes"]["loop_sizes"])
-headline = {dtype: stored_record(4096, 1024, dtype)["impls"] for dtype in ("float64", "float32")}
-glue("speed-loops-over-matrix",
-     rounded(stored_record(loop_top, loop_top, "float64", True)["loops_over_matrix"], 2),
+loop_record = stored_record(loop_top, loop_top, "float64", loops=True)
+glue("speed-loops-over-matrix", rounded(loop_record["loops_over_matrix"], 2),
      display=False)
 for dtype, short in (("float64", "f64"), ("float32", "f32")):
-    impls = headline[dtype]
-    glue(f"speed-{short}-ratio", rounded(impls["matrix"]["ratio_to_torch"]), display=False)
-    glue(f"speed-{short}-ratio-1thread", rounded(impls["matrix"]["ratio_to_torch_1thread"]),
+    matrix = stored_record(4096, 1024, dtype)["impls"]["matrix"]
+    glue(f"speed-{short}-ratio", rounded(matrix["ratio_to_torch"]), display=False)
+    glue(f"speed-{short}-ratio-1thread", rounded(matrix["ratio_to_torch_1thread"]),
          display=False)
-    glue(f"speed-{short}-passes", rounded(impls["matrix"]["equivalent_passes"], 2),
+    glue(f"speed-{short}-passes", rounded(matrix["equivalent_passes"], 2),
          display=False)
 glue("speed-torch-threads", machine["torch_num_threads"], display=False)
 glue("speed-minimum-passes", benchmarking.MINIMUM_PASSES, display=False)
@@ -154,20 +154,19 @@ to the matrix form.
 """, "speed-table-md")
 
 code(r"""
-print(f"{'N':>6} {'p':>5} {'dtype':>8} {'matrix ms':>10} {'torch ms':>9} {'torch 1t ms':>11}"
-      f" {'m/torch':>8} {'m/torch 1t':>10} {'passes':>7}")
+print(f"{'N':>6} {'p':>5} {'dtype':>8} {'matrix ms':>10} {'torch ms':>9}"
+      f" {'torch 1t ms':>11} {'m/torch':>8} {'m/torch 1t':>10} {'passes':>7}")
 for r in records:
-    impls = r["impls"]
-    print(f"{r['N']:6d} {r['p']:5d} {r['dtype']:>8} {impls['matrix']['median_s'] * 1e3:10.3f}"
-          f" {impls['torch']['median_s'] * 1e3:9.3f}"
-          f" {impls['torch_1thread']['median_s'] * 1e3:11.3f}"
-          f" {impls['matrix']['ratio_to_torch']:8.2f}"
-          f" {impls['matrix']['ratio_to_torch_1thread']:10.2f}"
-          f" {impls['matrix']['equivalent_passes']:7.1f}", end="")
+    matrix, torch_ = r["impls"]["matrix"], r["impls"]["torch"]
+    torch_1t = r["impls"]["torch_1thread"]
+    line = (f"{r['N']:6d} {r['p']:5d} {r['dtype']:>8} {matrix['median_s'] * 1e3:10.3f}"
+            f" {torch_['median_s'] * 1e3:9.3f} {torch_1t['median_s'] * 1e3:11.3f}"
+            f" {matrix['ratio_to_torch']:8.2f} {matrix['ratio_to_torch_1thread']:10.2f}"
+            f" {matrix['equivalent_passes']:7.1f}")
     if r["loops_measured"]:
-        print(f"   loops {impls['loops']['median_s']:.3f} s, {r['loops_over_matrix']:,.0f}x"
-              " the matrix form", end="")
-    print()
+        line += (f"   loops {r['impls']['loops']['median_s']:.3f} s,"
+                 f" {r['loops_over_matrix']:,.0f}x the matrix form")
+    print(line)
 """, "speed-table", "hide-input")
 
 md(r"""
@@ -179,17 +178,19 @@ PyTorch's, on one thread and with its default threads.
 code(r"""
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
 for dtype, colour in (("float64", "C0"), ("float32", "C1")):
-    rows = sorted((r for r in records if r["dtype"] == dtype and not r["loops_measured"]),
+    rows = sorted((r for r in records
+                   if r["dtype"] == dtype and not r["loops_measured"]),
                   key=lambda r: (r["elements"], r["N"]))
     size = [r["elements"] for r in rows]
-    left.loglog(size, [r["impls"]["matrix"]["median_s"] for r in rows], "o", color=colour,
+    matrix = [r["impls"]["matrix"] for r in rows]
+    left.loglog(size, [m["median_s"] for m in matrix], "o", color=colour,
                 label=f"matrix form, {dtype}")
     left.loglog(size, [r["impls"]["torch_1thread"]["median_s"] for r in rows], "x",
                 color=colour, alpha=0.6, label=f"PyTorch 1 thread, {dtype}")
-    right.semilogx(size, [r["impls"]["matrix"]["ratio_to_torch_1thread"] for r in rows], "o",
+    right.semilogx(size, [m["ratio_to_torch_1thread"] for m in matrix], "o",
                    color=colour, label=f"vs PyTorch 1 thread, {dtype}")
-    right.semilogx(size, [r["impls"]["matrix"]["ratio_to_torch"] for r in rows], "+",
-                   color=colour, alpha=0.6, label=f"vs PyTorch default threads, {dtype}")
+    right.semilogx(size, [m["ratio_to_torch"] for m in matrix], "+", color=colour,
+                   alpha=0.6, label=f"vs PyTorch default threads, {dtype}")
 loop_rows = [r for r in records if r["loops_measured"]]
 left.loglog([r["elements"] for r in loop_rows],
             [r["impls"]["loops"]["median_s"] for r in loop_rows], "^-", color="C3",
@@ -281,23 +282,61 @@ are kept between them:
 A kernel that keeps $\hat x$ instead of recomputing it writes one array more in the forward
 pass and reads $\hat x$ in place of X in the backward pass. The stored run measured the copy
 bandwidth at {glue:text}`speed-bandwidth` GB/s (read + write) on a 256 MiB array, far beyond
-the caches. The live run below measures it again, times the matrix form at N = 4096, p = 1024
-in both precisions together with a copy of X, and expresses the time in passes.
+the caches.
+
+The library has two code paths. On NumPy arrays it runs a fast path written for NumPy:
+statistics in two passes, the centred array turned into $\hat x$ in place, the output and
+$\partial L/\partial X$ built with in-place updates, and the two per-feature sums of the
+backward pass taken with `einsum`, which needs no product array. On any other array library
+it runs the book's formula line by line with array-API functions. The traffic of the second
+can be counted exactly: run on torch tensors under a `TorchFunctionMode`, every operation
+reports the arrays it reads and writes (`bnbackprop.benchmarking.count_traffic`). The stored
+run counted, at N = 4096, p = 1024:
 """, "speed-passes-md")
+
+code(r"""
+for row in stored["traffic"]:
+    measured = stored_record(row["N"], row["p"], row["dtype"])["impls"]["matrix"]
+    print(f"{row['dtype']}:\n"
+          f"  array-API path: {row['passes']:.1f} passes in {row['operations']}"
+          f" operations, {row['lower_bound_s'] * 1e3:.1f} ms at the copy bandwidth\n"
+          f"  NumPy path: measured {row['measured_s'] * 1e3:.1f} ms"
+          f" = {measured['equivalent_passes']:.1f} passes\n"
+          f"  minimum: {row['minimum_passes']} passes,"
+          f" {row['minimum_s'] * 1e3:.1f} ms at the copy bandwidth,"
+          f" {row['measured_s'] / row['minimum_s']:.1f}x less than measured")
+f64 = next(row for row in stored["traffic"] if row["dtype"] == "float64")
+glue("speed-api-passes", rounded(f64["passes"], 2), display=False)
+glue("speed-f64-over-minimum", rounded(f64["measured_s"] / f64["minimum_s"], 2),
+     display=False)
+""", "speed-traffic", "hide-input")
+
+md(r"""
+So in float64 the NumPy path takes {glue:text}`speed-f64-over-minimum:.1f` times the time
+of the least traffic any implementation needs, counted at the copy bandwidth, while the
+array-API path, with its temporaries for every product and its finiteness checks, moves
+{glue:text}`speed-api-passes:.0f` arrays the size of X. The gap between the NumPy path and
+the minimum is the price of separate NumPy calls: each operation streams its arrays
+through memory on its own, where a fused kernel (PyTorch's, or a compiled one) reads X and
+$\partial L/\partial Y$ only as often as the algorithm needs. The live run below measures
+the bandwidth again, times the matrix form at N = 4096, p = 1024 in both precisions together
+with a copy of X, and expresses the time in passes.
+""", "speed-passes-live-md")
 
 code(r"""
 live_bandwidth = benchmarking.copy_bandwidth(128 * 2**20, repeats=5)["bytes_per_s"]
 print(f"copy bandwidth: {live_bandwidth / 1e9:.1f} GB/s (read + write)")
 for dtype in ("float64", "float32"):
     inputs = benchmarking.make_inputs(4096, 1024, dtype)
-    times = benchmarking.interleaved_times(
-        {"matrix": benchmarking.matrix_case(inputs), "copy": benchmarking.copy_case(inputs)},
-        repeats=7)
+    cases = {"matrix": benchmarking.matrix_case(inputs),
+             "copy": benchmarking.copy_case(inputs)}
+    times = benchmarking.interleaved_times(cases, repeats=7)
     matrix_s, copy_s = (float(np.median(times[k])) for k in ("matrix", "copy"))
-    minimum_s = benchmarking.MINIMUM_PASSES * inputs["X"].nbytes / live_bandwidth
-    print(f"{dtype}: matrix form {matrix_s * 1e3:.1f} ms = {2 * matrix_s / copy_s:.1f} passes;"
-          f" {benchmarking.MINIMUM_PASSES} passes at the copy bandwidth take"
-          f" {minimum_s * 1e3:.1f} ms, {matrix_s / minimum_s:.1f}x less")
+    minimum = benchmarking.MINIMUM_PASSES
+    minimum_s = minimum * inputs["X"].nbytes / live_bandwidth
+    print(f"{dtype}: matrix form {matrix_s * 1e3:.1f} ms"
+          f" = {2 * matrix_s / copy_s:.1f} passes; {minimum} passes at the copy"
+          f" bandwidth take {minimum_s * 1e3:.1f} ms, {matrix_s / minimum_s:.1f}x less")
 """, "speed-passes-live", "nbval-ignore-output")
 
 md(r"""
@@ -362,9 +401,10 @@ converters = {
 for library, convert in converters.items():
     Y, grads = benchmarking.matrix_case({k: convert(v) for k, v in inputs.items()})()
     results = [Y, *grads]
-    kinds = sorted({type(a).__module__.split(".")[0] + "." + type(a).__name__ for a in results})
-    assert kinds == sorted({type(convert(inputs["X"])).__module__.split(".")[0] + "."
-                            + type(convert(inputs["X"])).__name__})
+    kinds = {type(a) for a in results}
+    assert kinds == {type(convert(inputs["X"]))}
+    kind = kinds.pop()
+    kinds = [f"{kind.__module__.split('.')[0]}.{kind.__name__}"]
     difference = max(float(np.max(np.abs(as_numpy(a) - b)))
                      for a, b in zip(results, reference, strict=True))
     print(f"{library}: Y, dX, dgamma, dbeta are {kinds[0]}; "
@@ -431,7 +471,11 @@ assert total <= x_bytes + 16 * 64 * 8
 def main() -> None:
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata = {
-        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+        "kernelspec": {
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+            "name": "python3",
+        },
         "language_info": {"name": "python"},
     }
     nbformat.write(nb, NOTEBOOK)
