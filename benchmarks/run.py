@@ -18,7 +18,7 @@ backward pass to (dX, dgamma, dbeta):
   which the others' times are also expressed ("equivalent passes").
 
 After all timings, the peak memory of one call of each is measured (growth of the resident set,
-with glibc told to mmap every allocation of 1 MiB or more so that it counts; and, for NumPy,
+with glibc told to mmap every allocation of 64 KiB or more so that it counts; and, for NumPy,
 tracemalloc's peak), and the memory traffic of the library's operations is counted on torch
 tensors. Results go to benchmarks/results/<name>.json and .png (name: cpu, cpu-quick, cuda).
 """
@@ -313,7 +313,7 @@ def run(args: argparse.Namespace) -> dict:
             "equivalent_passes": "2 * median / median of one copy of an array of the size of X "
                                  "(a copy reads one array and writes one)",
             "peak_rss_bytes": "growth of VmHWM over VmRSS during one call, outputs included, with glibc's "
-                              "mmap threshold set to 1 MiB after the timings so that large buffers count",
+                              "mmap threshold set to 64 KiB after the timings so that large buffers count",
             "peak_tracemalloc_bytes": "tracemalloc peak during one call (NumPy's allocations); None for torch",
             "traffic": "bytes read + written by each torch operation of the library's forward + backward "
                        "run on torch CPU tensors (unfused; views free); lower_bound_s = bytes / copy bandwidth",
@@ -352,30 +352,32 @@ def plot(result: dict, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     colours = {"float64": "C0", "float32": "C1"}
     for dtype in result["grid_sizes"]["dtypes"]:
-        rows = sorted((r for r in result["records"] if r["dtype"] == dtype and not r["loops_measured"]),
-                      key=lambda r: (r["elements"], r["N"]))
+        rows = [r for r in result["records"] if r["dtype"] == dtype and not r["loops_measured"]]
         if not rows:
             continue
         size = [r["elements"] for r in rows]
-        left.loglog(size, [r["impls"]["matrix"]["median_s"] for r in rows], "o-", color=colours[dtype],
-                    label=f"matrix form, {dtype}")
-        left.loglog(size, [r["impls"]["torch"]["median_s"] for r in rows], "s--", color=colours[dtype],
+        matrix = [r["impls"]["matrix"] for r in rows]
+        left.loglog(size, [m["median_s"] for m in matrix], "o", color=colours[dtype], label=f"matrix form, {dtype}")
+        left.loglog(size, [r["impls"]["torch"]["median_s"] for r in rows], "s", mfc="none", color=colours[dtype],
                     alpha=0.6, label=f"PyTorch, {dtype}")
-        right.semilogx(size, [r["impls"]["matrix"]["ratio_to_torch"] for r in rows], "o", color=colours[dtype],
-                       label=dtype)
+        right.loglog(size, [m["ratio_to_torch"] for m in matrix], "s", mfc="none", color=colours[dtype],
+                     label=f"vs PyTorch ({result['machine']['torch_num_threads']} threads), {dtype}")
+        if "ratio_to_torch_1thread" in matrix[0]:
+            right.loglog(size, [m["ratio_to_torch_1thread"] for m in matrix], "o", color=colours[dtype],
+                         label=f"vs PyTorch (1 thread), {dtype}")
     loop_rows = [r for r in result["records"] if r["loops_measured"]]
     if loop_rows:
         size = [r["elements"] for r in loop_rows]
         left.loglog(size, [r["impls"]["loops"]["median_s"] for r in loop_rows], "^-", color="C3",
-                    label="loops, float64")
+                    label="loops, float64 (N = p)")
         left.loglog(size, [r["impls"]["matrix"]["median_s"] for r in loop_rows], "o:", color="C0")
     left.set_xlabel("N · p (elements of X)")
     left.set_ylabel("forward + backward, median seconds")
-    left.legend(fontsize=8)
+    left.legend(fontsize=7)
     right.axhline(1.0, color="grey", lw=0.8)
     right.set_xlabel("N · p (elements of X)")
     right.set_ylabel("matrix form time / PyTorch time")
-    right.legend(fontsize=8)
+    right.legend(fontsize=7)
     machine = result["machine"]
     fig.suptitle(f"{machine['device']} · {machine['cpu_model']} · {machine['logical_cpus']} CPUs · "
                  f"torch {machine['torch_num_threads']} threads · {result['created_utc']}", fontsize=9)

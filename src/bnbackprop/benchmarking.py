@@ -186,7 +186,7 @@ def copy_bandwidth(nbytes: int = 256 * 2**20, repeats: int = 7) -> dict[str, flo
 _M_MMAP_THRESHOLD = -3
 
 
-def mmap_large_allocations(threshold: int = 1 << 20) -> bool:
+def mmap_large_allocations(threshold: int = 64 * 1024) -> bool:
     """Make glibc serve allocations of ``threshold`` bytes or more with fresh mmaps.
 
     Freed large buffers then go straight back to the system, so the peak resident set of a call
