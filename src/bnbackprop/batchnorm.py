@@ -211,8 +211,9 @@ def _limits(xp, dtype) -> tuple[float, float]:
 def _scaled_fit(xp, X, axes: tuple[int, ...], n: int, ddof: int, eps: float, eps_placement: str):
     """Statistics and x̂ that cannot overflow or underflow on the way, for features at the float limits.
 
-    Each feature is divided by its largest magnitude ``a`` and its centred values by their
-    largest magnitude ``s`` before squaring, so every square lies in [0, 1]; σ = a·s·√v. A
+    Each feature is divided by ``a``, the power of 2 at or below its largest magnitude, and its
+    centred values by their largest magnitude ``s`` before squaring, so every square lies in
+    [0, 1]; σ = a·s·√v. The centring is corrected by its own mean, as in :func:`_corrected`. A
     feature whose entries are all equal is constant: mean = that value exactly, σ = 0, x̂ = 0.
     Returns mean, var (σ², inf where it overflows), σ, the denominator and x̂.
     """
@@ -220,11 +221,15 @@ def _scaled_fit(xp, X, axes: tuple[int, ...], n: int, ddof: int, eps: float, eps
     low = xp.min(X, axis=axes, keepdims=True)
     constant = high == low
     one = xp.ones_like(high)
-    a = xp.maximum(xp.abs(high), xp.abs(low))
-    a = xp.where(a > 0, a, one)
+    largest = xp.maximum(xp.abs(high), xp.abs(low))
+    largest = xp.where(largest > 0, largest, one)
+    a = xp.pow(xp.full_like(largest, 2.0), xp.floor(xp.log2(largest)))  # a power of 2: X / a is exact
     y = X / a
     y_mean = xp.sum(y, axis=axes, keepdims=True) / n
     yc = y - y_mean
+    shift = xp.sum(yc, axis=axes, keepdims=True) / n  # the rounding error of y_mean
+    yc = yc - shift
+    y_mean = y_mean + shift
     s = xp.max(xp.abs(yc), axis=axes, keepdims=True)
     flat = constant | (s == 0)
     s = xp.where(flat, one, s)
@@ -261,7 +266,7 @@ def _refuse_zero_denominator(xp, denominator, X, features) -> None:
         bad = _arrays.true_indices(xp, xp.reshape(zero, features))
         raise ValueError(
             f"feature(s) {bad} of X {tuple(X.shape)} have zero variance and eps=0: "
-            "the normalisation divides by zero; use eps > 0"
+            "the normalisation divides by zero (or by a σ below the smallest float); use eps > 0"
         )
 
 
@@ -288,8 +293,8 @@ def _sum_of_products(A: np.ndarray, B: np.ndarray, axes: tuple[int, ...]) -> np.
 def _fit_numpy(X: np.ndarray, axes: tuple[int, ...], ddof: int, eps: float, eps_placement: str, dtype, *, xhat=True):
     """Mean, variance, denominator (broadcast shape) and x̂ of X over ``axes``, NumPy path.
 
-    Two-pass statistics; the centred array becomes x̂ in place. Features at the float limits
-    or constant in floating point are redone by :func:`_scaled_fit`.
+    Corrected two-pass statistics (:func:`_corrected`); the centred array becomes x̂ in place.
+    Features at the float limits or constant in floating point are redone by :func:`_scaled_fit`.
     """
     n = math.prod(X.shape[a] for a in axes)
     features = _feature_shape(X.shape, axes)
@@ -299,7 +304,10 @@ def _fit_numpy(X: np.ndarray, axes: tuple[int, ...], ddof: int, eps: float, eps_
         if not np.isfinite(mean).all():
             require_finite(X, "X")
         centred = np.subtract(X, mean, dtype=dtype)
-        var = _broadcast(_sum_of_products(centred, centred, axes), X.ndim, axes) / (n - ddof)
+        shift = np.add.reduce(centred, axis=axes, keepdims=True)
+        shift /= n
+        squares = _broadcast(_sum_of_products(centred, centred, axes), X.ndim, axes)
+        mean, var = _corrected(np, mean, shift, squares, n, ddof)
         ok, sigma = _trusted(np, mean, var, n, dtype)
         index = np.nonzero(~ok.reshape(features))
         redo = index[0].size > 0
@@ -321,10 +329,23 @@ def _fit_numpy(X: np.ndarray, axes: tuple[int, ...], ddof: int, eps: float, eps_
             return mean, var, sigma, denominator, None
         _refuse_zero_denominator(np, denominator, X, features)
         inv_denom = 1.0 / denominator
+        if np.any(np.abs(shift) > (64 * _limits(np, dtype)[1]) * sigma):  # else x̂ moves by < 64 ulps
+            centred -= shift
         centred *= inv_denom
         if redo:
             _set_columns(centred, axes, index, s_xhat)
     return mean, var, sigma, inv_denom, centred
+
+
+def _corrected(xp, mean, shift, squares, n: int, ddof: int):
+    """Mean and variance from the centred values' sum of squares and their own mean ``shift``.
+
+    ``shift`` is the rounding error of the first mean; adding it to the mean and removing
+    N·shift² from the sum of squares (Σ(x - μ - δ)² = Σ(x - μ)² - Nδ²) makes the result
+    exact to first order in that error: the corrected two-pass algorithm.
+    """
+    var = (squares - (shift * shift) * n) / (n - ddof)
+    return mean + shift, xp.maximum(var, xp.zeros_like(var))
 
 
 def _kappa(xp, sigma, eps: float, eps_placement: str):
@@ -370,7 +391,8 @@ def batch_statistics(X, *, ddof: int = 0, axis: int | tuple[int, ...] = 0):
     if xp is None:
         mean, var, sigma, _, _ = _fit_numpy(X, axes, ddof, 1.0, "inside", dtype, xhat=False)
     else:
-        mean, var, sigma, _, _ = _fit_xp(xp, X, axes, ddof, 1.0, "inside", dtype)
+        with np.errstate(all="ignore"):
+            mean, var, sigma, _, _ = _fit_xp(xp, X, axes, ddof, 1.0, "inside", dtype)
     tiny, _ = _limits(namespace, dtype)
     underflow = (sigma > 0) & (var < tiny)
     if bool(namespace.any(underflow)):
@@ -395,6 +417,9 @@ def _fit_xp(xp, X, axes: tuple[int, ...], ddof: int, eps: float, eps_placement: 
     if not _arrays.all_finite(xp, mean):
         _arrays.require_finite(xp, X, "X")
     centred = X - mean
+    shift = xp.sum(centred, axis=axes, keepdims=True) / n
+    centred = centred - shift
+    mean = mean + shift
     var = xp.sum(centred * centred, axis=axes, keepdims=True) / (n - ddof)
     ok, sigma = _trusted(xp, mean, var, n, dtype)
     if eps_placement == "inside":
@@ -472,9 +497,10 @@ def forward(
         mean, var, sigma, inv_denom, xhat = _fit_numpy(X, axes, ddof, eps, eps_placement, dtype)
         Y = _output_numpy(xhat, gamma_b, beta_b, X.dtype, "batch-norm forward")
     else:
-        mean, var, sigma, denominator, xhat = _fit_xp(xp, X, axes, ddof, eps, eps_placement, dtype)
-        inv_denom = 1.0 / denominator
-        Y = _output_xp(xp, xhat, gamma_b, beta_b, X.dtype, "batch-norm forward")
+        with np.errstate(all="ignore"):  # array-api-strict computes with NumPy: no overflow warnings
+            mean, var, sigma, denominator, xhat = _fit_xp(xp, X, axes, ddof, eps, eps_placement, dtype)
+            inv_denom = 1.0 / denominator
+            Y = _output_xp(xp, xhat, gamma_b, beta_b, X.dtype, "batch-norm forward")
     cache = _finish_cache(namespace, X, xhat, mean, var, sigma, inv_denom, gamma, eps, ddof, axes, eps_placement, True)
     return Y, cache
 
@@ -542,12 +568,14 @@ def forward_inference(
     else:
         X = X if X.dtype == dtype else xp.astype(X, dtype)
         _arrays.require_finite(xp, X, "X")
-        xhat = (X - mean_b) * inv_denom
+        with np.errstate(all="ignore"):
+            xhat = (X - mean_b) * inv_denom
         if not _arrays.all_finite(xp, xhat):
             raise ValueError(
                 f"{what}: x̂ = (X - mean) / denominator overflows {dtype} (X far from mean, or var + eps too small)"
             )
-        Y = _output_xp(xp, xhat, gamma_b, beta_b, X.dtype, what)
+        with np.errstate(all="ignore"):
+            Y = _output_xp(xp, xhat, gamma_b, beta_b, X.dtype, what)
     cache = _finish_cache(
         namespace, X, xhat, mean_b, var_b, sigma, inv_denom, gamma, eps, 0, axes, eps_placement, False
     )
@@ -573,12 +601,24 @@ def backward(dY, cache: BatchNormCache):
     require_shape(dY, tuple(cache.xhat.shape), "dY", "the shape of X in the forward pass")
     if xp is None:
         return _backward_numpy(dY, cache)
-    return _backward_xp(xp, dY, cache)
+    with np.errstate(all="ignore"):
+        return _backward_xp(xp, dY, cache)
 
 
 def _out_dtype(cache):
     """Gradients come back in the dtype of the forward input: float16 when it was float16."""
     return cache.xhat.dtype if cache.dtype is None else cache.dtype
+
+
+def _refuse_infinite_inverse(xp, cache: BatchNormCache) -> None:
+    """dX is of order γ/denominator: when 1/denominator overflowed in the forward pass, so would dX."""
+    infinite = ~xp.isfinite(cache.inv_denom)
+    if bool(xp.any(infinite)):
+        bad = _arrays.true_indices(xp, infinite)
+        raise ValueError(
+            f"batch-norm backward: 1/denominator of feature(s) {bad} overflows {cache.xhat.dtype} "
+            "(σ + ε is subnormal), so dX cannot be represented; rescale X or use a larger eps"
+        )
 
 
 def _backward_numpy(dY: np.ndarray, cache: BatchNormCache):
@@ -590,12 +630,16 @@ def _backward_numpy(dY: np.ndarray, cache: BatchNormCache):
         dbeta = np.add.reduce(dY, axis=axes, keepdims=True, dtype=dtype)
     if not np.isfinite(dbeta).all():
         require_finite(dY, "dY")
+        largest = np.abs(dY).max()
+        if largest > np.finfo(dtype).max:
+            raise ValueError(f"dY holds values beyond the range of {dtype.name}, X's dtype (max |dY| = {largest:.3g})")
         raise ValueError(f"{what}: the sum of dY over the batch overflows {dtype.name}; rescale the loss")
     dY = dY.astype(dtype, copy=False)
     dgamma = _broadcast(_sum_of_products(dY, xhat, axes), ndim, axes)
     if not np.isfinite(dgamma).all():
         raise ValueError(f"{what}: Σ dY ⊙ x̂ over the batch overflows {dtype.name}; rescale the loss")
     gamma, inv_denom, kappa = (_broadcast(v, ndim, axes) for v in (cache.gamma, cache.inv_denom, cache.kappa))
+    _refuse_infinite_inverse(np, cache)
     try:
         with np.errstate(over="raise", invalid="raise", under="ignore", divide="ignore"):
             scale = gamma * inv_denom
@@ -624,6 +668,7 @@ def _backward_xp(xp, dY, cache: BatchNormCache):
     if dY.dtype != xhat.dtype:
         dY = xp.astype(dY, xhat.dtype)
     _arrays.require_finite(xp, dY, "dY")
+    _refuse_infinite_inverse(xp, cache)
     gamma, inv_denom = (_expand(xp, v, ndim, axes) for v in (cache.gamma, cache.inv_denom))
     dbeta = xp.sum(dY, axis=axes)
     dgamma = xp.sum(dY * xhat, axis=axes)
@@ -650,6 +695,19 @@ def _check_num_features(num_features: object) -> tuple[int, ...]:
     return tuple(require_int(item, "num_features", minimum=1) for item in items)
 
 
+def _owned_array(name: str, what: str) -> property:
+    """A layer attribute that copies what is assigned to it, so that it never shares memory."""
+    private = "_" + name
+
+    def get(self) -> np.ndarray:
+        return getattr(self, private)
+
+    def set(self, value: object) -> None:
+        setattr(self, private, self._owned(value, name))
+
+    return property(get, set, doc=f"The {what} (a copy of what was assigned).")
+
+
 class BatchNorm:
     """A batch-norm layer with learnable ``gamma``, ``beta`` and running statistics.
 
@@ -666,6 +724,10 @@ class BatchNorm:
 
     In training mode :meth:`forward` uses batch statistics; after :meth:`eval` it uses the
     running statistics, and :meth:`backward` then treats them as constants.
+
+    ``gamma``, ``beta``, ``running_mean`` and ``running_var`` are NumPy float64 arrays owned
+    by the layer: assigning one copies it (after checking its shape), so the caller's array
+    and the layer never share memory; updating them in place (an optimizer step) works.
     """
 
     def __init__(
@@ -689,6 +751,7 @@ class BatchNorm:
         _check_axis_type(axis)
         self.axis = axis
         self.running_var_ddof = require_int(running_var_ddof, "running_var_ddof", minimum=0)
+        self._shape = shape
         self.gamma = np.ones(shape)
         self.beta = np.zeros(shape)
         self.running_mean = np.zeros(shape)
@@ -697,6 +760,17 @@ class BatchNorm:
         self.dgamma: np.ndarray | None = None
         self.dbeta: np.ndarray | None = None
         self._cache: BatchNormCache | None = None
+
+    def _owned(self, value: object, name: str) -> np.ndarray:
+        array = as_float_array(value, name)
+        require_shape(array, self._shape, name, f"one entry per feature of BatchNorm({self.num_features})")
+        require_finite(array, name)
+        return np.array(array, dtype=np.float64)
+
+    gamma = _owned_array("gamma", "scale γ, one entry per feature")
+    beta = _owned_array("beta", "shift β, one entry per feature")
+    running_mean = _owned_array("running_mean", "running mean used in eval mode")
+    running_var = _owned_array("running_var", "running variance used in eval mode")
 
     def train(self, mode: bool = True) -> BatchNorm:
         """Switch to training mode (batch statistics), or to inference with ``mode=False``."""
