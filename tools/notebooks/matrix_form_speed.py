@@ -46,9 +46,9 @@ N = p = 256 the matrix form computed the forward and backward pass
 it took {glue:text}`speed-f64-ratio-1thread:.2f` times the time of PyTorch's CPU batch norm
 on one thread in float64 and {glue:text}`speed-f32-ratio-1thread:.2f` times in float32; against
 PyTorch with its default {glue:text}`speed-torch-threads` threads the ratios were
-{glue:text}`speed-f64-ratio:.2f` and {glue:text}`speed-f32-ratio:.2f`. The issue that set the
-targets asks for at most 1.5 (float64) and 2 (float32) against PyTorch, and at least 100
-against the loops. In that run the library's forward + backward took as long as
+{glue:text}`speed-f64-ratio:.2f` and {glue:text}`speed-f32-ratio:.2f`. The library aims at
+no more than 1.5 times PyTorch's time in float64 and 2 times in float32 at that size, and
+at least 100 times faster than the loops at N = p = 256. In that run the library's forward + backward took as long as
 {glue:text}`speed-f64-passes:.0f` passes over an array the size of X in float64, where
 {glue:text}`speed-minimum-passes` passes are the least any implementation needs.
 
