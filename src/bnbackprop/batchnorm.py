@@ -23,9 +23,25 @@ with ``inv_denom`` = 1/√(σ² + ε) (ε inside) or 1/(σ + ε) (ε outside), �
 and κ = (σ + ε)/σ for ε outside; the book derives it in the chapter on the batch-norm
 backward pass.
 
-The cache kept between the passes (:class:`BatchNormCache`) holds x̂ (one array the size of
-``X``) and per-feature vectors: ``inv_denom``, ``gamma``, κ, ``mean`` and ``var``. The
-centred input X - μ is not kept: the backward pass needs only x̂.
+The cache kept between the passes (:class:`BatchNormCache`) is one array the size of ``X``,
+x̂, and per-feature vectors: ``inv_denom``, ``gamma`` and κ, which the backward pass uses,
+and ``mean`` and ``var``, which the layer's running statistics use. X - μ is not kept.
+
+Array libraries and dtypes: NumPy arrays take a fast path (few passes over memory, in-place
+updates, no temporaries beyond x̂, Y and dX). Arrays of other libraries that follow the
+Python array API standard (PyTorch, CuPy, array-api-strict; needs ``array-api-compat``)
+take the same formulas written with standard functions only, and the results come back in
+the input's library. float32 stays float32; float16 is computed in float32 and the results
+rounded to float16.
+
+Numerics: the statistics are two-pass, corrected by the centred values' own mean. Features
+whose squares would overflow or lose digits to underflow (in float64 a spread near 1e154 or
+above, or below 1e-146; in float32 near 1e19, or below 3e-16), or whose spread is within
+rounding of their mean, are recomputed with each feature divided by a power of 2 before
+squaring. They normalise correctly as long as σ² fits the dtype: a larger σ² raises
+``ValueError``, a smaller one still gives the right x̂ (only ``var`` rounds). A feature whose
+entries are all equal has mean equal to that value, variance 0 and x̂ = 0 (refused when
+ε = 0). Outputs that would overflow and non-finite input raise ``ValueError`` too.
 """
 
 from __future__ import annotations
@@ -88,9 +104,10 @@ class BatchNormCache:
         return self.inv_denom
 
     @property
-    def xc(self) -> np.ndarray:
+    def xc(self):
         """The centred input X - μ, recomputed from x̂ (it is not kept in the cache)."""
-        return self.xhat / _broadcast(self.inv_denom, self.xhat.ndim, self.axis)
+        namespace = _arrays.foreign_namespace(self.xhat) or np
+        return self.xhat / _expand(namespace, self.inv_denom, self.xhat.ndim, self.axis)
 
 
 def _broadcast(vector: np.ndarray, ndim: int, axes: tuple[int, ...]) -> np.ndarray:
@@ -179,14 +196,6 @@ def _batch_size(X, axes: tuple[int, ...], ddof: int, what: str) -> int:
             f"X has shape {tuple(X.shape)}, a batch of {n}"
         )
     return n
-
-
-def _features(mask: np.ndarray) -> list:
-    """Indices of the features where ``mask`` holds, as ints (one feature axis) or tuples."""
-    found = np.argwhere(mask)
-    if mask.ndim == 1:
-        return found[:, 0].tolist()
-    return [tuple(row) for row in found.tolist()]
 
 
 def _trusted(xp, mean, var, n: int, dtype):
@@ -306,7 +315,8 @@ def _fit_numpy(X: np.ndarray, axes: tuple[int, ...], ddof: int, eps: float, eps_
         centred = np.subtract(X, mean, dtype=dtype)
         shift = np.add.reduce(centred, axis=axes, keepdims=True)
         shift /= n
-        squares = _broadcast(_sum_of_products(centred, centred, axes), X.ndim, axes)
+        scratch = np.multiply(centred, centred)  # the squares now, Y later
+        squares = np.add.reduce(scratch, axis=axes, keepdims=True)
         mean, var = _corrected(np, mean, shift, squares, n, ddof)
         ok, sigma = _trusted(np, mean, var, n, dtype)
         index = np.nonzero(~ok.reshape(features))
@@ -326,15 +336,15 @@ def _fit_numpy(X: np.ndarray, axes: tuple[int, ...], ddof: int, eps: float, eps_
         if redo:
             denominator.reshape(features)[index] = s_denominator[0]
         if not xhat:
-            return mean, var, sigma, denominator, None
+            return mean, var, sigma, denominator, None, None
         _refuse_zero_denominator(np, denominator, X, features)
         inv_denom = 1.0 / denominator
-        if np.any(np.abs(shift) > (64 * _limits(np, dtype)[1]) * sigma):  # else x̂ moves by < 64 ulps
-            centred -= shift
+        if np.any(np.abs(shift) > _limits(np, dtype)[1] ** 0.75 * sigma):
+            centred -= shift  # the mean's rounding error would move x̂ by more than 2e-12 (float64), 6e-6 (float32)
         centred *= inv_denom
         if redo:
             _set_columns(centred, axes, index, s_xhat)
-    return mean, var, sigma, inv_denom, centred
+    return mean, var, sigma, inv_denom, centred, scratch
 
 
 def _corrected(xp, mean, shift, squares, n: int, ddof: int):
@@ -357,11 +367,11 @@ def _kappa(xp, sigma, eps: float, eps_placement: str):
     return xp.where(positive, (safe + eps) / safe, xp.zeros_like(sigma))
 
 
-def _output_numpy(xhat: np.ndarray, gamma: np.ndarray, beta: np.ndarray, out_dtype, what: str) -> np.ndarray:
-    """``Y = γ ⊙ x̂ + β`` in the caller's dtype; overflow raises instead of returning inf."""
+def _output_numpy(xhat: np.ndarray, gamma: np.ndarray, beta: np.ndarray, out_dtype, what: str, out=None) -> np.ndarray:
+    """``Y = γ ⊙ x̂ + β`` in the caller's dtype (into ``out`` if given); overflow raises instead of returning inf."""
     try:
         with np.errstate(over="raise", invalid="raise", under="ignore", divide="ignore"):
-            Y = np.multiply(xhat, gamma)
+            Y = np.multiply(xhat, gamma, out=out)
             if beta.any():
                 Y += beta
             return Y.astype(out_dtype, copy=False)
@@ -389,7 +399,7 @@ def batch_statistics(X, *, ddof: int = 0, axis: int | tuple[int, ...] = 0):
     namespace = np if xp is None else xp
     dtype = _compute_dtype(namespace, X.dtype)
     if xp is None:
-        mean, var, sigma, _, _ = _fit_numpy(X, axes, ddof, 1.0, "inside", dtype, xhat=False)
+        mean, var, sigma, _, _, _ = _fit_numpy(X, axes, ddof, 1.0, "inside", dtype, xhat=False)
     else:
         with np.errstate(all="ignore"):
             mean, var, sigma, _, _ = _fit_xp(xp, X, axes, ddof, 1.0, "inside", dtype)
@@ -494,8 +504,8 @@ def forward(
     _batch_size(X, axes, ddof, "training-mode batch norm")
     gamma_b, beta_b = (_expand(namespace, v, X.ndim, axes) for v in (gamma, beta))
     if xp is None:
-        mean, var, sigma, inv_denom, xhat = _fit_numpy(X, axes, ddof, eps, eps_placement, dtype)
-        Y = _output_numpy(xhat, gamma_b, beta_b, X.dtype, "batch-norm forward")
+        mean, var, sigma, inv_denom, xhat, scratch = _fit_numpy(X, axes, ddof, eps, eps_placement, dtype)
+        Y = _output_numpy(xhat, gamma_b, beta_b, X.dtype, "batch-norm forward", out=scratch)
     else:
         with np.errstate(all="ignore"):  # array-api-strict computes with NumPy: no overflow warnings
             mean, var, sigma, denominator, xhat = _fit_xp(xp, X, axes, ddof, eps, eps_placement, dtype)
