@@ -140,21 +140,29 @@ def measure_size(n: int, p: int, dtype: str, *, with_loops: bool, grid: dict, de
     inputs = benchmarking.make_inputs(n, p, dtype)
     if device == "cuda":
         device_inputs = benchmarking.to_torch(inputs, "cuda")
-        cases = {"matrix": benchmarking.matrix_case(device_inputs)}
         synchronize = torch.cuda.synchronize
     else:
-        cases = {"matrix": benchmarking.matrix_case(inputs)}
+        device_inputs = inputs
         synchronize = None
-    cases["torch"] = benchmarking.torch_case(inputs, device)
-    if device == "cpu" and torch.get_num_threads() > 1:
-        cases["torch_1thread"] = benchmarking.torch_case(inputs, device, threads=1)
-    cases["copy"] = benchmarking.copy_case(device_inputs if device == "cuda" else inputs)
+    matrix = benchmarking.matrix_case(device_inputs)
+    torch_default = benchmarking.torch_case(inputs, device)
+    # PyTorch's threads keep a core busy after each call on a machine with other load, which
+    # slows whatever runs next: the single-threaded implementations are interleaved with
+    # PyTorch on one thread, and PyTorch with its default threads gets a group of its own with
+    # the matrix form.
+    split = device == "cpu" and torch.get_num_threads() > 1
+    single = {"matrix": matrix, "copy": benchmarking.copy_case(device_inputs)}
+    if split:
+        single["torch_1thread"] = benchmarking.torch_case(inputs, device, threads=1)
+    else:
+        single["torch"] = torch_default
     if with_loops:
-        cases["loops"] = benchmarking.loop_case(inputs)
+        single["loops"] = benchmarking.loop_case(inputs)
+    groups = [single] + ([{"matrix": matrix, "torch": torch_default}] if split else [])
 
     # One warm-up call of each; the slowest sets the number of repetitions.
     first = 0.0
-    for case in cases.values():
+    for case in [*single.values(), torch_default]:
         start = time.perf_counter()
         case()
         if synchronize is not None:
@@ -162,20 +170,28 @@ def measure_size(n: int, p: int, dtype: str, *, with_loops: bool, grid: dict, de
         first = max(first, time.perf_counter() - start)
     # The loops are slow enough that three timed calls suffice.
     repeats = 3 if with_loops else repeats_for(first, grid, headline)
-    times = benchmarking.interleaved_times(cases, repeats=repeats, warmup=0, synchronize=synchronize)
-    impls = {name: benchmarking.summarise(seconds) for name, seconds in times.items()}
+    times = [benchmarking.interleaved_times(group, repeats=repeats, warmup=0, synchronize=synchronize)
+             for group in groups]
+    impls = {name: benchmarking.summarise(seconds) for name, seconds in times[0].items()}
+    if split:
+        impls["torch"] = benchmarking.summarise(times[1]["torch"])
+        matrix_beside_torch = benchmarking.summarise(times[1]["matrix"])["median_s"]
+    else:
+        matrix_beside_torch = impls["matrix"]["median_s"]
     record = {"N": n, "p": p, "dtype": dtype, "elements": n * p, "itemsize": np.dtype(dtype).itemsize,
-              "impls": impls, "loops_measured": with_loops}
+              "impls": impls, "loops_measured": with_loops, "groups": [list(group) for group in groups]}
     torch_s = impls["torch"]["median_s"]
     copy_s = impls["copy"]["median_s"]
     for summary in impls.values():
         summary["ratio_to_torch"] = summary["median_s"] / torch_s
         summary["equivalent_passes"] = 2 * summary["median_s"] / copy_s
+    impls["matrix"]["median_s_beside_torch"] = matrix_beside_torch
+    impls["matrix"]["ratio_to_torch"] = matrix_beside_torch / torch_s
     if "torch_1thread" in impls:
         impls["matrix"]["ratio_to_torch_1thread"] = impls["matrix"]["median_s"] / impls["torch_1thread"]["median_s"]
     if with_loops:
         record["loops_over_matrix"] = impls["loops"]["median_s"] / impls["matrix"]["median_s"]
-    record["max_abs_difference_matrix_vs_torch"] = max_abs_difference(cases["matrix"](), cases["torch"]())
+    record["max_abs_difference_matrix_vs_torch"] = max_abs_difference(matrix(), torch_default())
     return record
 
 
@@ -305,8 +321,14 @@ def run(args: argparse.Namespace) -> dict:
                      "headline_repeats; the loops 3)",
             "target_s": grid["target_s"], "min_repeats": grid["min_repeats"],
             "headline_repeats": grid["headline_repeats"],
-            "ratio_to_torch": "median / median of torch with its default threads (torch_num_threads); "
-                              "ratio_to_torch_1thread: / median of torch on one thread",
+            "groups": "each size is timed in interleaved groups: the single-threaded implementations "
+                      "(matrix, copy, loops) with torch on one thread; then, on a CPU with more than one "
+                      "thread, the matrix form with torch on its default threads, whose threads keep a "
+                      "core busy after each call and would slow the others",
+            "ratio_to_torch": "median / median of torch with its default threads (torch_num_threads); for "
+                              "matrix, measured in the same group (median_s_beside_torch / torch median); "
+                              "ratio_to_torch_1thread: matrix median / median of torch on one thread, "
+                              "same group",
             "case": "training-mode forward pass and backward pass to (dX, dgamma, dbeta)",
             "loops": "bnbackprop.loops only at N = p in loop_sizes (pure Python, O(N^2 p)); stops at "
                      f"{max(grid['loop_sizes'], default=0)}",

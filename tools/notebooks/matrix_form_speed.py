@@ -254,6 +254,9 @@ for axes, rows, index, label in ((left, grow_n, 0, "N (p = 16)"),
     x = [row[index] for row in rows]
     axes.loglog(x, [row[2] for row in rows], "^-", color="C3", label="loops")
     axes.loglog(x, [row[3] for row in rows], "o-", color="C0", label="matrix form")
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(x, [str(value) for value in x], minor=False)
+    axes.xaxis.set_minor_locator(plt.NullLocator())
     axes.set(xlabel=label)
     axes.legend(fontsize=8)
 left.set(ylabel="forward + backward, median s")
