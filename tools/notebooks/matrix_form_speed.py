@@ -356,7 +356,12 @@ using, a parallel region waits for its slowest thread, and a thread that the ope
 has descheduled costs a scheduler time slice, milliseconds, even for tiny arrays: this is why
 the stored PyTorch times with default threads at small sizes are far above the one-thread
 times, and why the ratios against PyTorch on one thread are the ones that compare like with
-like when the load average was high. The JSON records the load average at the start and the
+like when the load average was high. The spinning goes on after a call returns, too, and slows
+whatever runs next on the same cores: interleaved with PyTorch on its default threads, the
+matrix form took about twice as long. So the harness times each size in two interleaved
+groups, the single-threaded implementations (loops, matrix form, copy) with PyTorch on one
+thread, then the matrix form with PyTorch on its default threads, and takes each ratio
+within its group. The JSON records the load average at the start and the
 end of the run (`load.under_load` is true when the one-minute load average before the run was
 at least half the number of logical CPUs).
 
