@@ -86,16 +86,22 @@ def test_inference_and_statistics_in_every_library(library, shape, axis):
         assert relative_error(to_numpy(result), reference) < 1e-13
 
 
-def test_the_fast_numpy_path_equals_the_array_api_formula():
+@pytest.mark.parametrize(
+    ("shape", "axis"),
+    # the last two are large enough (2**16 entries) for the path that sums squares without a temporary
+    [((300, 40), 0), ((40, 300), 1), ((512, 160), 0), ((32, 8, 16, 16), (0, 2, 3))],
+    ids=str,
+)
+def test_the_fast_numpy_path_equals_the_array_api_formula(shape, axis):
     """The NumPy path (in-place, factored) against the book's formula run on array-api-strict."""
     rng = np.random.default_rng(17)
-    X = rng.normal(loc=3.0, size=(300, 40)) * rng.uniform(0.01, 100.0, size=40)
-    gamma, beta, dY = rng.normal(size=40), rng.normal(size=40), rng.normal(size=(300, 40))
+    X, gamma, beta, dY = make(shape, axis, seed=17)
+    X = X * np.expand_dims(rng.uniform(0.01, 100.0, size=gamma.shape), axis)  # features of very different scales
     for options in OPTIONS:
-        Y, cache = batchnorm.forward(X, gamma, beta, **options)
+        Y, cache = batchnorm.forward(X, gamma, beta, axis=axis, **options)
         fast = (Y, *batchnorm.backward(dY, cache))
         strict = [array_api_strict.asarray(a) for a in (X, gamma, beta, dY)]
-        Y_ref, cache_ref = batchnorm.forward(*strict[:3], **options)
+        Y_ref, cache_ref = batchnorm.forward(*strict[:3], axis=axis, **options)
         reference = (Y_ref, *batchnorm.backward(strict[3], cache_ref))
         for a, b in zip(fast, reference, strict=True):
             assert relative_error(a, to_numpy(b)) < 1e-13

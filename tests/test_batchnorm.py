@@ -196,3 +196,19 @@ def test_batch_statistics_follow_layout_and_ddof():
         assert np.allclose(mean_t, mean) and np.allclose(var_t, var)
     with pytest.raises(ValueError, match=r"batch of 1 .* ddof=1"):
         batchnorm.batch_statistics(X[:1], ddof=1)
+
+
+@pytest.mark.parametrize("placement", ("inside", "outside"))
+def test_cache_holds_what_its_names_say(placement):
+    """inv_denom is 1/√(σ² + ε) or 1/(σ + ε), not 1/σ; κ is 1 or (σ + ε)/σ; xc is recomputed."""
+    X, gamma, beta, _ = make_batch((9, 4), 0, seed=13)
+    eps = 0.3
+    _, cache = batchnorm.forward(X, gamma, beta, eps=eps, ddof=1, eps_placement=placement)
+    sigma = X.std(axis=0, ddof=1)
+    denominator = np.sqrt(sigma**2 + eps) if placement == "inside" else sigma + eps
+    assert relative_error(cache.inv_denom, 1 / denominator) < 1e-15
+    assert relative_error(cache.kappa, np.ones(4) if placement == "inside" else (sigma + eps) / sigma) < 1e-15
+    assert relative_error(cache.xhat, (X - X.mean(axis=0)) / denominator) < 1e-14
+    assert relative_error(cache.xc, X - X.mean(axis=0)) < 1e-14
+    assert relative_error(cache.mean, X.mean(axis=0)) < 1e-15 and relative_error(cache.var, sigma**2) < 1e-14
+    assert cache.inv_std is cache.inv_denom  # the former name, kept for old code

@@ -4,6 +4,8 @@ outputs, and memory shared with the caller. Either a correct answer or a clear e
 import array_api_strict
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bnbackprop import batchnorm
 from bnbackprop.gradcheck import relative_error
@@ -152,8 +154,11 @@ def test_outputs_that_would_overflow_raise():
         far = np.array([[1e308], [-1e308]])
         batchnorm.forward_inference(far, np.ones(1), np.zeros(1), np.zeros(1), np.ones(1) * 1e-20)
     _, nearly_constant = batchnorm.forward(np.array([[0.0], [1e-200]]), np.ones(1), np.zeros(1), eps=1e-300)
-    with pytest.raises(ValueError, match="backward: dX overflows float64"):
+    with pytest.raises(ValueError, match="backward: dX, dgamma or dbeta overflows float64"):
         batchnorm.backward(np.array([[1e200], [-1e200]]), nearly_constant)
+    _, huge_gamma = batchnorm.forward(np.array([[0.0], [1e-200]]), np.full(1, 1e300), np.zeros(1), eps=1e-300)
+    with pytest.raises(ValueError, match="backward: γ/denominator overflows float64"):
+        batchnorm.backward(np.array([[1.0], [-1.0]]), huge_gamma)
     _, cache = batchnorm.forward(UNIT, GAMMA, BETA)
     with pytest.raises(ValueError, match="backward: the sum of dY over the batch overflows"):
         batchnorm.backward(np.full(UNIT.shape, 1e307), cache)
@@ -177,6 +182,11 @@ def test_float16_is_computed_in_float32_and_returned_in_float16():
         assert relative_error(low.astype(np.float64), high) < 1e-3
     with pytest.raises(ValueError, match="overflows float16"):
         batchnorm.forward(X, np.full(3, 6e4), np.full(3, 6e4))
+    with pytest.raises(ValueError, match=r"variance of feature\(s\) \[0, 1, 2\] .* overflows float16"):
+        batchnorm.batch_statistics(X)  # σ ≈ 300: σ² ≈ 9e4 is beyond float16's 65504
+    mean, var = batchnorm.batch_statistics(X / 10)
+    assert mean.dtype == var.dtype == np.float16
+    assert relative_error(var.astype(np.float64), (X / 10).astype(np.float64).var(axis=0)) < 1e-3
 
 
 def test_nothing_shares_memory_with_the_caller():
@@ -228,3 +238,49 @@ def test_a_batch_of_one_in_training_mode_is_refused_in_every_entry_point():
         batchnorm.batch_statistics(UNIT[:1], ddof=1)
     with pytest.raises(ValueError, match=r"batch of at least 2 .*a batch of 1"):
         batchnorm.forward(array_api_strict.asarray(UNIT[:1]), GAMMA, BETA)
+
+
+@settings(max_examples=150, derandomize=True, deadline=None)
+@given(
+    n=st.integers(2, 9),
+    p=st.integers(1, 3),
+    axis=st.sampled_from((0, 1)),
+    ddof=st.sampled_from((0, 1)),
+    dtype=st.sampled_from((np.float64, np.float32)),
+    exponent=st.floats(-1.0, 1.0),
+    offset=st.sampled_from((0.0, 10.0, 1e3)),
+    seed=st.integers(0, 2**16),
+)
+def test_any_scale_gives_a_clear_error_or_the_correct_answer(n, p, axis, ddof, dtype, exponent, offset, seed):
+    """Scales from 1e-150 to 1e150 in float64 and 1e-30 to 1e30 in float32, with ε = 0 so that
+    the exact answer is that of the same input divided by a power of 2 (computed in float64)."""
+    if n <= ddof:
+        return
+    rng = np.random.default_rng(seed)
+    shape = (n, p) if axis == 0 else (p, n)
+    log_scale = exponent * (150 if dtype == np.float64 else 30)
+    X = ((rng.normal(size=shape) + offset) * 10.0**log_scale).astype(dtype)
+    gamma, beta, dY = rng.normal(size=p), rng.normal(size=p), rng.normal(size=shape)
+    try:
+        Y, cache = batchnorm.forward(X, gamma, beta, eps=0.0, ddof=ddof, axis=axis)
+        dX, dgamma, dbeta = batchnorm.backward(dY, cache)
+    except ValueError as error:
+        assert any(words in str(error) for words in ("zero variance and eps=0", "overflows"))
+        return
+    for result in (Y, dX, dgamma, dbeta):
+        assert result.dtype == dtype and np.all(np.isfinite(result))
+    power = 2.0 ** np.floor(np.log2(np.abs(X.astype(np.float64)).max()))
+    Y_ref, cache_ref = batchnorm.forward(X.astype(np.float64) / power, gamma, beta, eps=0.0, ddof=ddof, axis=axis)
+    dX_ref, dgamma_ref, dbeta_ref = batchnorm.backward(dY, cache_ref)
+    # the input carries a relative rounding error of ε_machine · |mean| / σ, and sums add √N;
+    # errors are measured against the size of the terms, since sums such as dX for N = 2 vanish
+    bound = 64 * np.finfo(dtype).eps * (1 + offset) * np.sqrt(n)
+    gamma_b, beta_b, inv_denom_b = (np.expand_dims(v, axis) for v in (gamma, beta, cache_ref.inv_denom))
+    terms = {
+        "Y": (Y, Y_ref, np.abs(gamma_b * cache_ref.xhat) + np.abs(beta_b)),
+        "dX": (dX.astype(np.float64) * power, dX_ref, (np.abs(dY * gamma_b).sum(axis=axis) * inv_denom_b).max()),
+        "dgamma": (dgamma, dgamma_ref, np.abs(dY * cache_ref.xhat).sum(axis=axis)),
+        "dbeta": (dbeta, dbeta_ref, np.abs(dY).sum(axis=axis)),
+    }
+    for name, (result, reference, size) in terms.items():
+        assert np.all(np.abs(result - reference) <= bound * size), name

@@ -95,12 +95,12 @@ class BatchNormCache:
 
     @property
     def batch_size(self) -> int:
-        """Number N of entries per feature: the product of the sizes of the reduced axes."""
+        """The number N of entries per feature, the product of the sizes of the reduced axes."""
         return math.prod(self.xhat.shape[a] for a in self.axis)
 
     @property
     def inv_std(self) -> np.ndarray:
-        """Former name of :attr:`inv_denom` (it is 1/σ only when ε = 0); kept for old code."""
+        """Former name of ``inv_denom`` (it is 1/σ only when ε = 0); kept for old code."""
         return self.inv_denom
 
     @property
@@ -299,6 +299,9 @@ def _sum_of_products(A: np.ndarray, B: np.ndarray, axes: tuple[int, ...]) -> np.
     return np.einsum(f"{letters},{letters}->{kept}", A, B)
 
 
+_LARGE = 2**16  # arrays from this size on take the path with fewer passes over memory
+
+
 def _fit_numpy(X: np.ndarray, axes: tuple[int, ...], ddof: int, eps: float, eps_placement: str, dtype, *, xhat=True):
     """Mean, variance, denominator (broadcast shape) and x̂ of X over ``axes``, NumPy path.
 
@@ -315,8 +318,12 @@ def _fit_numpy(X: np.ndarray, axes: tuple[int, ...], ddof: int, eps: float, eps_
         centred = np.subtract(X, mean, dtype=dtype)
         shift = np.add.reduce(centred, axis=axes, keepdims=True)
         shift /= n
-        scratch = np.multiply(centred, centred)  # the squares now, Y later
-        squares = np.add.reduce(scratch, axis=axes, keepdims=True)
+        if X.size >= _LARGE:  # no temporary for the squares
+            scratch = None
+            squares = _broadcast(_sum_of_products(centred, centred, axes), X.ndim, axes)
+        else:  # summed as np.var does, so that small results match it to the bit
+            scratch = np.multiply(centred, centred)  # the squares now, Y later
+            squares = np.add.reduce(scratch, axis=axes, keepdims=True)
         mean, var = _corrected(np, mean, shift, squares, n, ddof)
         ok, sigma = _trusted(np, mean, var, n, dtype)
         index = np.nonzero(~ok.reshape(features))
@@ -403,16 +410,24 @@ def batch_statistics(X, *, ddof: int = 0, axis: int | tuple[int, ...] = 0):
     else:
         with np.errstate(all="ignore"):
             mean, var, sigma, _, _ = _fit_xp(xp, X, axes, ddof, 1.0, "inside", dtype)
-    tiny, _ = _limits(namespace, dtype)
+    tiny, _ = _limits(namespace, X.dtype)  # float16 results must fit float16
     underflow = (sigma > 0) & (var < tiny)
     if bool(namespace.any(underflow)):
         bad = _arrays.true_indices(namespace, namespace.reshape(underflow, features))
         raise ValueError(
-            f"the variance of feature(s) {bad} of X {tuple(X.shape)} underflows {dtype} (σ below the square "
+            f"the variance of feature(s) {bad} of X {tuple(X.shape)} underflows {X.dtype} (σ below the square "
             "root of the smallest normal float); rescale X"
         )
-    if X.dtype != dtype:
-        mean, var = (namespace.astype(a, X.dtype) for a in (mean, var))
+    if X.dtype != dtype:  # float16: computed in float32, returned in float16 if it fits
+        with np.errstate(over="ignore"):
+            var = namespace.astype(var, X.dtype)
+        mean = namespace.astype(mean, X.dtype)
+        if not _arrays.all_finite(namespace, var):
+            bad = _arrays.true_indices(namespace, namespace.reshape(~namespace.isfinite(var), features))
+            raise ValueError(
+                f"the variance of feature(s) {bad} of X {tuple(X.shape)} overflows {X.dtype}; "
+                "pass X as float32 to get it"
+            )
     return namespace.reshape(mean, features), namespace.reshape(var, features)
 
 
@@ -650,9 +665,12 @@ def _backward_numpy(dY: np.ndarray, cache: BatchNormCache):
         raise ValueError(f"{what}: Σ dY ⊙ x̂ over the batch overflows {dtype.name}; rescale the loss")
     gamma, inv_denom, kappa = (_broadcast(v, ndim, axes) for v in (cache.gamma, cache.inv_denom, cache.kappa))
     _refuse_infinite_inverse(np, cache)
+    with np.errstate(all="ignore"):
+        scale = gamma * inv_denom
+    if not np.isfinite(scale).all():
+        raise ValueError(f"{what}: γ/denominator overflows {dtype.name}, so dX cannot be represented")
     try:
         with np.errstate(over="raise", invalid="raise", under="ignore", divide="ignore"):
-            scale = gamma * inv_denom
             if cache.batch_stats:
                 # dX = γ·inv_denom·(dY - Σ dY / N - κ x̂ Σ(dY ⊙ x̂) / (N - ddof)): g = dY ⊙ γ with γ factored out
                 dX = np.multiply(xhat, dgamma * (kappa / -(cache.batch_size - cache.ddof)))
@@ -664,8 +682,8 @@ def _backward_numpy(dY: np.ndarray, cache: BatchNormCache):
             grads = [a.astype(out_dtype, copy=False) for a in (dX, dgamma, dbeta)]
     except FloatingPointError:
         raise ValueError(
-            f"{what}: dX overflows {np.dtype(out_dtype).name} (max γ/denominator = {np.abs(scale).max():.3g}: "
-            "a nearly constant feature with a tiny eps, or a huge dY)"
+            f"{what}: dX, dgamma or dbeta overflows {np.dtype(out_dtype).name} (max γ/denominator = "
+            f"{np.abs(scale).max():.3g}: a nearly constant feature with a tiny eps, or a huge dY)"
         ) from None
     features = _feature_shape(xhat.shape, axes)
     return grads[0], grads[1].reshape(features), grads[2].reshape(features)
