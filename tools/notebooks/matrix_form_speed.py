@@ -171,6 +171,29 @@ for r in records:
 """, "speed-table", "hide-input")
 
 md(r"""
+The run also measured the peak memory of one call of each implementation (the growth of the
+resident set during the call, outputs included). At N = 4096, p = 1024 in float64 the matrix
+form's forward + backward raised it by {glue:text}`speed-mem-matrix:.2f` arrays the size of X:
+Y, the cached $\hat x$ and $\partial L/\partial X$. PyTorch's raised it by
+{glue:text}`speed-mem-torch:.2f`: Y and $\partial L/\partial X$, because between the passes it
+keeps only the per-feature mean and inverse standard deviation beside the input it holds
+anyway, and recomputes $\hat x$ in the backward pass. Keeping $\hat x$ costs the library
+one array of memory; recomputing it would cost, one NumPy operation at a time, extra passes
+over X in the backward pass.
+""", "speed-memory-md")
+
+code(r"""
+matrix = stored_record(4096, 1024, "float64")["impls"]["matrix"]
+torch_peak = stored_record(4096, 1024, "float64")["impls"]["torch"]["peak_rss_bytes"]
+x_bytes = 4096 * 1024 * 8
+print(f"peak memory growth, N = 4096, p = 1024, float64: matrix form"
+      f" {matrix['peak_rss_bytes'] / 2**20:.0f} MiB,"
+      f" PyTorch {torch_peak / 2**20:.0f} MiB; X is {x_bytes / 2**20:.0f} MiB")
+glue("speed-mem-matrix", rounded(matrix["peak_rss_bytes"] / x_bytes, 2), display=False)
+glue("speed-mem-torch", rounded(torch_peak / x_bytes, 2), display=False)
+""", "speed-memory", "hide-input")
+
+md(r"""
 The figure shows the same run: on the left the medians against the number of elements
 N · p (the loops in red, up to N = p = 256), on the right the matrix form's time divided by
 PyTorch's, on one thread and with its default threads.
