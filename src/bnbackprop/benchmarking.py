@@ -1,0 +1,355 @@
+"""Measuring batch norm's speed: interleaved medians, peak memory, copy bandwidth, memory traffic.
+
+The harness in ``benchmarks/run.py`` and the chapter "What the matrix form buys" use these
+helpers. A timing means something only next to a reference measured in the same process at the
+same time, so :func:`interleaved_times` runs every implementation once per repetition, in
+rotating order, after a warm-up, and reports medians; a slow neighbour on a shared machine then
+slows all of them alike and their ratios survive.
+
+Each implementation is a *case*: a function of no arguments that runs a training-mode
+batch-norm forward pass and its backward pass (``dX``, ``dgamma``, ``dbeta``) on arrays made
+once beforehand by :func:`make_inputs`. PyTorch is imported only by the functions that need it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import platform
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from bnbackprop import batchnorm, loops
+from bnbackprop._validation import require_int
+
+#: Training-mode batch norm must move at least this many arrays of the size of X through memory
+#: for forward + backward when only per-feature vectors are kept between the passes: forward
+#: reads X for the statistics, then reads X and writes Y; backward reads dY and X for the two
+#: per-feature sums, then reads dY and X and writes dX.
+MINIMUM_PASSES = 8
+
+
+def make_inputs(n: int, p: int, dtype: str = "float64", seed: int = 0) -> dict[str, np.ndarray]:
+    """Random ``X`` (N × p), ``dY``, and per-feature ``gamma``, ``beta`` in ``dtype``."""
+    n = require_int(n, "n", minimum=2)
+    p = require_int(p, "p", minimum=1)
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "X": rng.standard_normal((n, p)) * 2.0 + 0.5,
+        "dY": rng.standard_normal((n, p)),
+        "gamma": rng.uniform(0.5, 1.5, p),
+        "beta": rng.standard_normal(p),
+    }
+    return {name: np.ascontiguousarray(value, dtype=dtype) for name, value in arrays.items()}
+
+
+def loop_case(inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
+    """The scalar loop reference, :mod:`bnbackprop.loops` (pure Python, O(N² p))."""
+    X, dY, gamma, beta = inputs["X"], inputs["dY"], inputs["gamma"], inputs["beta"]
+
+    def run():
+        Y = loops.forward(X, gamma, beta)
+        return Y, loops.backward(dY, X, gamma)
+
+    return run
+
+
+def matrix_case(inputs: dict[str, Any]) -> Callable[[], Any]:
+    """The library's matrix form: :func:`bnbackprop.batchnorm.forward` then ``backward``.
+
+    ``inputs`` may hold NumPy arrays or any arrays the library accepts (torch tensors, …).
+    """
+    X, dY, gamma, beta = inputs["X"], inputs["dY"], inputs["gamma"], inputs["beta"]
+
+    def run():
+        Y, cache = batchnorm.forward(X, gamma, beta)
+        return Y, batchnorm.backward(dY, cache)
+
+    return run
+
+
+def to_torch(inputs: dict[str, np.ndarray], device: str = "cpu") -> dict[str, Any]:
+    """The same arrays as torch tensors on ``device`` (copied once, outside any timing)."""
+    import torch
+
+    return {name: torch.from_numpy(np.array(value)).to(device) for name, value in inputs.items()}
+
+
+def torch_case(inputs: dict[str, np.ndarray], device: str = "cpu", threads: int | None = None) -> Callable[[], Any]:
+    """PyTorch's own batch norm with autograd: ``F.batch_norm(training=True)`` and its backward.
+
+    ``threads`` sets ``torch.set_num_threads`` for the duration of each call (and restores the
+    previous value after it); None keeps PyTorch's default, as a user would.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    tensors = to_torch(inputs, device)
+    X = tensors["X"].requires_grad_(True)
+    gamma = tensors["gamma"].requires_grad_(True)
+    beta = tensors["beta"].requires_grad_(True)
+    dY = tensors["dY"]
+
+    def run():
+        Y = F.batch_norm(X, None, None, weight=gamma, bias=beta, training=True, eps=1e-5)
+        return Y, torch.autograd.grad(Y, (X, gamma, beta), dY)
+
+    if threads is None:
+        return run
+    threads = require_int(threads, "threads", minimum=1)
+
+    def run_with_threads():
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return run()
+        finally:
+            torch.set_num_threads(previous)
+
+    return run_with_threads
+
+
+def copy_case(inputs: dict[str, Any]) -> Callable[[], Any]:
+    """One copy of an array of the size of X: one read pass and one write pass."""
+    X = inputs["X"]
+    if isinstance(X, np.ndarray):
+        destination = np.empty_like(X)
+        return lambda: np.copyto(destination, X)
+    destination = X.detach().clone()
+    return lambda: destination.copy_(X)
+
+
+def interleaved_times(
+    cases: dict[str, Callable[[], Any]],
+    *,
+    repeats: int,
+    warmup: int = 1,
+    synchronize: Callable[[], None] | None = None,
+) -> dict[str, list[float]]:
+    """Seconds per call of each case, measured round-robin: one call of each per repetition.
+
+    The order rotates from one repetition to the next so that no case always runs right after
+    the same neighbour. ``synchronize`` (for example ``torch.cuda.synchronize``) is called
+    before reading the clock, for devices that run asynchronously.
+    """
+    repeats = require_int(repeats, "repeats", minimum=1)
+    warmup = require_int(warmup, "warmup", minimum=0)
+    if not cases:
+        raise ValueError("cases must name at least one case")
+    sync = synchronize or (lambda: None)
+    names = list(cases)
+    for _ in range(warmup):
+        for name in names:
+            cases[name]()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for repetition in range(repeats):
+        shift = repetition % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            result = cases[name]()
+            sync()
+            times[name].append(time.perf_counter() - start)
+            del result
+    return times
+
+
+def summarise(seconds: list[float]) -> dict[str, float]:
+    """Median, minimum and count of a list of timings."""
+    return {"median_s": statistics.median(seconds), "min_s": min(seconds), "repeats": len(seconds)}
+
+
+def copy_bandwidth(nbytes: int = 256 * 2**20, repeats: int = 7) -> dict[str, float]:
+    """The machine's copy bandwidth: bytes read plus bytes written per second by ``np.copyto``.
+
+    The array is far larger than the caches, so this is main-memory bandwidth, the speed limit
+    of an operation that streams whole arrays.
+    """
+    nbytes = require_int(nbytes, "nbytes", minimum=8)
+    source = np.ones(nbytes // 8)
+    destination = np.zeros_like(source)
+    times = interleaved_times({"copy": lambda: np.copyto(destination, source)}, repeats=repeats, warmup=1)["copy"]
+    median = statistics.median(times)
+    return {"bytes": int(source.nbytes), "median_s": median, "bytes_per_s": 2 * source.nbytes / median}
+
+
+# --- peak memory -------------------------------------------------------------------------------
+
+_M_MMAP_THRESHOLD = -3
+
+
+def mmap_large_allocations(threshold: int = 64 * 1024) -> bool:
+    """Make glibc serve allocations of ``threshold`` bytes or more with fresh mmaps.
+
+    Freed large buffers then go straight back to the system, so the peak resident set of a call
+    measures what it allocates. This changes allocation speed: call it only after all timings.
+    Returns False where glibc's ``mallopt`` is not available.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+    except (OSError, AttributeError):
+        return False
+
+
+def _release_free_memory() -> None:
+    """Return the pages of freed heap blocks to the system (glibc's ``malloc_trim``).
+
+    Blocks freed before :func:`mmap_large_allocations` stay in the heap and would be reused
+    without touching new pages; trimmed, their reuse shows in the resident set again.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _status_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_increase(case: Callable[[], Any]) -> int | None:
+    """Peak growth of the resident set (bytes) during one call, outputs included (Linux only).
+
+    Read from ``VmHWM`` after resetting it through ``/proc/self/clear_refs``; None elsewhere.
+    Counts every allocator (NumPy's, PyTorch's), in whole pages.
+    """
+    gc.collect()
+    _release_free_memory()
+    before = _status_bytes("VmRSS")
+    if before is None or not _reset_peak_rss():
+        return None
+    result = case()
+    peak = _status_bytes("VmHWM")
+    del result
+    return None if peak is None else max(peak - before, 0)
+
+
+def peak_traced_increase(case: Callable[[], Any]) -> int:
+    """Peak of the memory traced by ``tracemalloc`` (NumPy's arrays, Python objects) during one
+    call, outputs included. PyTorch's CPU allocator is not traced: this is 0 for torch."""
+    gc.collect()
+    started_here = not tracemalloc.is_tracing()
+    if started_here:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        result = case()
+        _, peak = tracemalloc.get_traced_memory()
+        del result
+    finally:
+        if started_here:
+            tracemalloc.stop()
+    return max(peak - before, 0)
+
+
+# --- memory traffic ------------------------------------------------------------------------------
+
+
+def count_traffic(case: Callable[[], Any]) -> dict[str, int]:
+    """Bytes read and written by the torch operations a call makes, one operation at a time.
+
+    Runs ``case`` under a ``TorchFunctionMode``; every operation that returns a tensor counts
+    the bytes of the tensors it takes and of the tensors it returns (an in-place operation's
+    result is its first argument, read and written). Views (results sharing storage with an
+    argument, outside in-place operations) move nothing. This is the traffic of the operations
+    as written, each a separate pass over its arrays; a compiler that fused them would move
+    less. It sees only operations on torch tensors: run the case on torch tensors.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._pytree import tree_leaves
+
+    totals = {"bytes_read": 0, "bytes_written": 0, "operations": 0}
+
+    def tensors(tree) -> list:
+        return [leaf for leaf in tree_leaves(tree) if isinstance(leaf, torch.Tensor)]
+
+    def storage(tensor) -> int:
+        return tensor.untyped_storage().data_ptr()
+
+    class Counter(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            result = func(*args, **kwargs)
+            outputs = tensors(result)
+            if not outputs:
+                return result
+            inputs = tensors((args, kwargs))
+            name = getattr(func, "__name__", "")
+            dunder = name.startswith("__") and name.endswith("__")
+            in_place = (name.endswith("_") and not dunder) or name.startswith("__i") or "out" in kwargs
+            input_storages = {storage(tensor) for tensor in inputs}
+            if not in_place and all(storage(tensor) in input_storages for tensor in outputs):
+                return result
+            totals["bytes_read"] += sum(tensor.nbytes for tensor in inputs)
+            totals["bytes_written"] += sum(tensor.nbytes for tensor in outputs)
+            totals["operations"] += 1
+            return result
+
+    with Counter():
+        case()
+    return totals
+
+
+# --- the machine -------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it, else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    """Where a measurement was made: CPU, core count, library versions, threads, load."""
+    import torch
+
+    info = {
+        "cpu_model": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "torch_num_threads": torch.get_num_threads(),
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+    try:
+        import array_api_compat
+
+        info["array_api_compat"] = array_api_compat.__version__
+    except ImportError:  # pragma: no cover - pinned in requirements.txt
+        info["array_api_compat"] = None
+    return info
