@@ -1579,7 +1579,7 @@ add(md(r'''
 
 (BN) is a handful of array operations, $O(Np)$ work with no Python loop, against
 $O(N^2 p)$ scalar operations for a loop over pairs of samples and nine separate passes for
-the computation graph. A later chapter measures what this is worth in time, in float64 and
+the computation graph. {doc}`A later chapter <matrix_form_speed>` measures what this is worth in time, in float64 and
 float32, against the loop reference, the nine-step graph and PyTorch.
 
 ## Summary
