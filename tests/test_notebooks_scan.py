@@ -9,7 +9,9 @@ executed) and fails on
     printed boolean stands in for an assertion and passes whatever it says;
 (b) a code cell that prints a ``relative error:`` or ``max abs difference:``
     line but contains no ``assert`` and no call of a checking helper, so that
-    the bound the line reports is not enforced in the same cell.
+    the bound the line reports is not enforced in the same cell;
+(c) a chapter that does not end with an Exercises section whose solution
+    cells are hidden on the page (``hide-input``) and check themselves.
 """
 
 from __future__ import annotations
@@ -85,6 +87,27 @@ def test_printed_bounds_are_asserted(path: Path) -> None:
     assert not found, f"{path.name}: bound printed without an assert in the same cell:\n  " + "\n  ".join(found)
 
 
+def exercise_problems(path: Path) -> list[str]:
+    """What is missing from the notebook's closing Exercises section, if anything."""
+    cells = nbformat.read(path, as_version=4).cells
+    headings = [i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and "## Exercises" in cell.source]
+    if not headings:
+        return ["no '## Exercises' section"]
+    solutions = [(i, cell) for i, cell in enumerate(cells) if i > headings[-1] and cell.cell_type == "code"]
+    if not solutions:
+        return ["the Exercises section has no solution cell"]
+    problems = [f"cell {i}: solution not hidden (hide-input)" for i, cell in solutions
+                if "hide-input" not in cell.metadata.get("tags", [])]
+    problems += [f"cell {i}: solution checks nothing" for i, cell in solutions if not CHECKING_CALL.search(cell.source)]
+    return problems
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_ends_with_exercises_whose_hidden_solutions_check_themselves(path: Path) -> None:
+    found = exercise_problems(path)
+    assert not found, f"{path.name}: " + "; ".join(found)
+
+
 def _notebook(tmp_path: Path, source: str, printed: str) -> Path:
     cell = nbformat.v4.new_code_cell(source)
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
@@ -101,3 +124,21 @@ def test_the_scan_can_fail(tmp_path: Path) -> None:
     assert unchecked_bound_lines(_notebook(tmp_path, "print(d)", printed)) == ["cell 0: 'max abs difference: 1e-16'"]
     assert unchecked_bound_lines(_notebook(tmp_path, "print(d)\nassert d < 1e-12", printed)) == []
     assert unchecked_bound_lines(_notebook(tmp_path, "compare('a', a, b, bound=1e-12)", printed)) == []
+
+
+def test_the_exercise_check_can_fail(tmp_path: Path) -> None:
+    """A chapter without exercises, or with a visible or unchecked solution, is flagged."""
+
+    def chapter(*cells) -> Path:
+        path = tmp_path / "chapter.ipynb"
+        nbformat.write(nbformat.v4.new_notebook(cells=list(cells)), path)
+        return path
+
+    heading = nbformat.v4.new_markdown_cell("## Exercises\n\n1. Show that ...")
+    hidden = nbformat.v4.new_code_cell("assert x == 1", metadata={"tags": ["hide-input"]})
+    assert exercise_problems(chapter(nbformat.v4.new_markdown_cell("# A chapter"))) == ["no '## Exercises' section"]
+    assert exercise_problems(chapter(heading, hidden)) == []
+    visible = nbformat.v4.new_code_cell("assert x == 1")
+    assert exercise_problems(chapter(heading, visible)) == ["cell 1: solution not hidden (hide-input)"]
+    unchecked = nbformat.v4.new_code_cell("print(x)", metadata={"tags": ["hide-input"]})
+    assert exercise_problems(chapter(heading, unchecked)) == ["cell 1: solution checks nothing"]
