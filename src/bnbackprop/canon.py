@@ -54,6 +54,13 @@ def _check(
     require_finite(gamma, gamma_name)
     eps = require_nonnegative_float(eps, "eps")
     X = X.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        var = X.var(axis=0)
+    if not np.all(np.isfinite(var)):
+        raise ValueError(
+            f"{x_name}: the variance of columns {np.flatnonzero(~np.isfinite(var)).tolist()} overflows float64 "
+            f"(values up to {np.max(np.abs(X)):.3g}); the transcribed formulas square X - mu directly: rescale {x_name}"
+        )
     if eps == 0:
         constant = np.flatnonzero(np.all(X == X[0], axis=0))
         if constant.size:
@@ -244,8 +251,6 @@ def torch_autograd_backward(
     ε inside the square root or added to σ) so that autograd differentiates it independently
     of this library.
     """
-    import torch
-
     X, dY, gamma, eps = _check(X, dY, gamma, eps)
     beta = as_float_array(beta, "beta").reshape(-1).astype(np.float64)
     require_shape(beta, gamma.shape, "beta", "the shape of gamma")
@@ -255,6 +260,8 @@ def torch_autograd_backward(
     ddof = require_int(ddof, "ddof", minimum=0)
     if ddof >= X.shape[0]:
         raise ValueError(f"ddof must be smaller than the batch size {X.shape[0]} of X {X.shape}, got {ddof}")
+    import torch
+
     tensors = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (X, gamma, beta)]
     Xt, gt, bt = tensors
     mean = Xt.mean(dim=0)

@@ -104,7 +104,7 @@ class Sequential:
                 width, source = layer.num_features, _describe(index, layer)
             elif not isinstance(layer, ActivationLayer):
                 raise TypeError(
-                    f"layer {index} must be a Linear, BatchNorm or ActivationLayer, got {type(layer).__name__}"
+                    f"layers: layer {index} must be a Linear, BatchNorm or ActivationLayer, got {type(layer).__name__}"
                 )
         if width is None:
             raise ValueError("a Sequential network needs at least one Linear or BatchNorm layer to fix its sizes")
@@ -142,7 +142,7 @@ class Sequential:
             raise ValueError(f"X must have {self.input_features} columns (input features), got shape {X.shape}")
         if self.training and X.shape[0] < 2 and any(isinstance(layer, BatchNorm) for layer in self.layers):
             raise ValueError(
-                f"a batch of {X.shape[0]} sample in training mode: batch norm needs at least 2 samples "
+                f"X {X.shape}: a batch of {X.shape[0]} sample in training mode: batch norm needs at least 2 samples "
                 "to estimate a variance; call eval() to use the running statistics"
             )
         out = X

@@ -57,11 +57,11 @@ def _labels(y: object, N: int, name: str) -> np.ndarray:
     return y
 
 
-def _classes(y: np.ndarray, C: int, name: str) -> None:
+def _classes(y: np.ndarray, C: int, name: str, what: str = "one per output of the network") -> None:
     bad = (y < 0) | (y >= C)
     if np.any(bad):
         raise ValueError(
-            f"{name}: class labels must lie in [0, {C}) (one per output of the network); "
+            f"{name}: class labels must lie in [0, {C}) ({what}); "
             f"{int(bad.sum())} do not (e.g. {y[bad][0]})"
         )
 
@@ -88,7 +88,7 @@ def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     logits = as_float_array(logits, "logits", ndim=2)
     require_finite(logits, "logits")
     y = _labels(y, logits.shape[0], "y")
-    _classes(y, logits.shape[1], "y")
+    _classes(y, logits.shape[1], "y", f"one per column of logits {logits.shape}")
     return float(np.mean(np.argmax(logits, axis=1) == y))
 
 
