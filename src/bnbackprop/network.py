@@ -142,7 +142,7 @@ class Sequential:
             raise ValueError(f"X must have {self.input_features} columns (input features), got shape {X.shape}")
         if self.training and X.shape[0] < 2 and any(isinstance(layer, BatchNorm) for layer in self.layers):
             raise ValueError(
-                f"X {X.shape}: a batch of {X.shape[0]} sample in training mode: batch norm needs at least 2 samples "
+                f"a batch of {X.shape[0]} sample in training mode: batch norm needs at least 2 samples "
                 "to estimate a variance; call eval() to use the running statistics"
             )
         out = X

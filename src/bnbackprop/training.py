@@ -109,11 +109,8 @@ def evaluate(
     _classes(y, _output_width(model), "y")
     training_mode = require_bool(training_mode, "training_mode")
     step = X.shape[0] if batch_size is None else require_int(batch_size, "batch_size", minimum=1)
-    if training_mode and _has_batchnorm(model) and (X.shape[0] % step == 1 or step == 1):
-        raise ValueError(
-            f"batch_size {step} leaves a batch of 1 sample in training mode (of the {X.shape[0]} samples), "
-            "which batch norm cannot normalise; choose another batch_size"
-        )
+    # A batch of one in training mode is refused by Sequential.forward, whose message the training
+    # chapter prints verbatim (it names neither X nor batch_size; see the bad-input table).
     was_training = model.training
     model.train(training_mode)
     try:
