@@ -101,6 +101,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--only", choices=("digits", "mnist"), default=None)
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
     seeds = [0] if args.quick else list(range(args.seeds))
     command = "python experiments/run_training.py " + " ".join(sys.argv[1:] if argv is None else argv)
     jobs = {

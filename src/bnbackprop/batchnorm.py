@@ -55,6 +55,7 @@ import numpy as np
 from bnbackprop import _arrays
 from bnbackprop._validation import (
     as_float_array,
+    require_bool,
     require_choice,
     require_finite,
     require_int,
@@ -793,6 +794,8 @@ class BatchNorm:
         array = as_float_array(value, name)
         require_shape(array, self._shape, name, f"one entry per feature of BatchNorm({self.num_features})")
         require_finite(array, name)
+        if name == "running_var" and np.any(array < 0):
+            raise ValueError(f"running_var must be >= 0 (a variance), got {int(np.sum(array < 0))} negative value(s)")
         return np.array(array, dtype=np.float64)
 
     gamma = _owned_array("gamma", "scale γ, one entry per feature")
@@ -802,7 +805,7 @@ class BatchNorm:
 
     def train(self, mode: bool = True) -> BatchNorm:
         """Switch to training mode (batch statistics), or to inference with ``mode=False``."""
-        self.training = bool(mode)
+        self.training = require_bool(mode, "mode")
         return self
 
     def eval(self) -> BatchNorm:

@@ -39,8 +39,9 @@ def make_inputs(n: int, p: int, dtype: str = "float64", seed: int = 0) -> dict[s
     """Random ``X`` (N × p), ``dY``, and per-feature ``gamma``, ``beta`` in ``dtype``."""
     n = require_int(n, "n", minimum=2)
     p = require_int(p, "p", minimum=1)
-    if dtype not in ("float32", "float64"):
+    if not isinstance(dtype, str) or dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    seed = require_int(seed, "seed", minimum=0)
     rng = np.random.default_rng(seed)
     arrays = {
         "X": rng.standard_normal((n, p)) * 2.0 + 0.5,
@@ -51,9 +52,27 @@ def make_inputs(n: int, p: int, dtype: str = "float64", seed: int = 0) -> dict[s
     return {name: np.ascontiguousarray(value, dtype=dtype) for name, value in arrays.items()}
 
 
+INPUT_NAMES = ("X", "dY", "gamma", "beta")
+
+
+def _inputs(inputs: object, names: tuple[str, ...] = INPUT_NAMES) -> tuple:
+    """The arrays of ``inputs`` (a dict from :func:`make_inputs`) named ``names``, checked for presence."""
+    if not isinstance(inputs, dict):
+        raise TypeError(f"inputs must be the dict of arrays from make_inputs(), got {type(inputs).__name__}")
+    missing = [name for name in names if name not in inputs]
+    if missing:
+        raise ValueError(f"inputs lacks {missing}: it must hold {list(names)}, as make_inputs() returns")
+    return tuple(inputs[name] for name in names)
+
+
+def _callable(value: object, name: str) -> None:
+    if not callable(value):
+        raise TypeError(f"{name} must be a function of no arguments, got {type(value).__name__}")
+
+
 def loop_case(inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
     """The scalar loop reference, :mod:`bnbackprop.loops` (pure Python, O(N² p))."""
-    X, dY, gamma, beta = inputs["X"], inputs["dY"], inputs["gamma"], inputs["beta"]
+    X, dY, gamma, beta = _inputs(inputs)
 
     def run():
         Y = loops.forward(X, gamma, beta)
@@ -67,7 +86,7 @@ def matrix_case(inputs: dict[str, Any]) -> Callable[[], Any]:
 
     ``inputs`` may hold NumPy arrays or any arrays the library accepts (torch tensors, …).
     """
-    X, dY, gamma, beta = inputs["X"], inputs["dY"], inputs["gamma"], inputs["beta"]
+    X, dY, gamma, beta = _inputs(inputs)
 
     def run():
         Y, cache = batchnorm.forward(X, gamma, beta)
@@ -78,9 +97,22 @@ def matrix_case(inputs: dict[str, Any]) -> Callable[[], Any]:
 
 def to_torch(inputs: dict[str, np.ndarray], device: str = "cpu") -> dict[str, Any]:
     """The same arrays as torch tensors on ``device`` (copied once, outside any timing)."""
+    _inputs(inputs, ())
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda', got {type(device).__name__}")
     import torch
 
-    return {name: torch.from_numpy(np.array(value)).to(device) for name, value in inputs.items()}
+    try:
+        torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {device!r}") from exc
+    arrays = {}
+    for name, value in inputs.items():
+        array = np.asarray(value)
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(f"inputs[{name!r}] must be a floating NumPy array, got dtype {array.dtype}")
+        arrays[name] = torch.from_numpy(np.array(array)).to(device)
+    return arrays
 
 
 def torch_case(inputs: dict[str, np.ndarray], device: str = "cpu", threads: int | None = None) -> Callable[[], Any]:
@@ -89,6 +121,9 @@ def torch_case(inputs: dict[str, np.ndarray], device: str = "cpu", threads: int 
     ``threads`` sets ``torch.set_num_threads`` for the duration of each call (and restores the
     previous value after it); None keeps PyTorch's default, as a user would.
     """
+    _inputs(inputs)
+    if threads is not None:
+        threads = require_int(threads, "threads", minimum=1)
     import torch
     import torch.nn.functional as F
 
@@ -104,7 +139,6 @@ def torch_case(inputs: dict[str, np.ndarray], device: str = "cpu", threads: int 
 
     if threads is None:
         return run
-    threads = require_int(threads, "threads", minimum=1)
 
     def run_with_threads():
         previous = torch.get_num_threads()
@@ -119,10 +153,12 @@ def torch_case(inputs: dict[str, np.ndarray], device: str = "cpu", threads: int 
 
 def copy_case(inputs: dict[str, Any]) -> Callable[[], Any]:
     """One copy of an array of the size of X: one read pass and one write pass."""
-    X = inputs["X"]
+    (X,) = _inputs(inputs, ("X",))
     if isinstance(X, np.ndarray):
         destination = np.empty_like(X)
         return lambda: np.copyto(destination, X)
+    if not hasattr(X, "detach"):
+        raise TypeError(f"inputs['X'] must be a NumPy array or a torch tensor, got {type(X).__name__}")
     destination = X.detach().clone()
     return lambda: destination.copy_(X)
 
@@ -142,8 +178,14 @@ def interleaved_times(
     """
     repeats = require_int(repeats, "repeats", minimum=1)
     warmup = require_int(warmup, "warmup", minimum=0)
+    if not isinstance(cases, dict):
+        raise TypeError(f"cases must be a dict from names to functions of no arguments, got {type(cases).__name__}")
     if not cases:
         raise ValueError("cases must name at least one case")
+    for name, case in cases.items():
+        _callable(case, f"cases[{name!r}]")
+    if synchronize is not None:
+        _callable(synchronize, "synchronize")
     sync = synchronize or (lambda: None)
     names = list(cases)
     for _ in range(warmup):
@@ -164,6 +206,15 @@ def interleaved_times(
 
 def summarise(seconds: list[float]) -> dict[str, float]:
     """Median, minimum and count of a list of timings."""
+    if isinstance(seconds, (str, bytes)) or not hasattr(seconds, "__len__"):
+        raise TypeError(f"seconds must be a list of timings, got {type(seconds).__name__}")
+    if len(seconds) == 0:
+        raise ValueError("seconds is empty: there is no median of no timings")
+    values = np.asarray(seconds)
+    if not (np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.integer)) or values.ndim != 1:
+        raise TypeError(f"seconds must be a flat list of numbers, got dtype {values.dtype}, shape {values.shape}")
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError("seconds must hold finite timings >= 0")
     return {"median_s": statistics.median(seconds), "min_s": min(seconds), "repeats": len(seconds)}
 
 
@@ -174,6 +225,7 @@ def copy_bandwidth(nbytes: int = 256 * 2**20, repeats: int = 7) -> dict[str, flo
     of an operation that streams whole arrays.
     """
     nbytes = require_int(nbytes, "nbytes", minimum=8)
+    repeats = require_int(repeats, "repeats", minimum=1)
     source = np.ones(nbytes // 8)
     destination = np.zeros_like(source)
     times = interleaved_times({"copy": lambda: np.copyto(destination, source)}, repeats=repeats, warmup=1)["copy"]
@@ -193,6 +245,9 @@ def mmap_large_allocations(threshold: int = 64 * 1024) -> bool:
     measures what it allocates. This changes allocation speed: call it only after all timings.
     Returns False where glibc's ``mallopt`` is not available.
     """
+    threshold = require_int(threshold, "threshold", minimum=0)
+    if threshold > 2**31 - 1:
+        raise ValueError(f"threshold must fit a C int (< 2**31), got {threshold}")
     try:
         libc = ctypes.CDLL("libc.so.6")
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)))
@@ -238,6 +293,7 @@ def peak_rss_increase(case: Callable[[], Any]) -> int | None:
     Read from ``VmHWM`` after resetting it through ``/proc/self/clear_refs``; None elsewhere.
     Counts every allocator (NumPy's, PyTorch's), in whole pages.
     """
+    _callable(case, "case")
     gc.collect()
     _release_free_memory()
     before = _status_bytes("VmRSS")
@@ -252,6 +308,7 @@ def peak_rss_increase(case: Callable[[], Any]) -> int | None:
 def peak_traced_increase(case: Callable[[], Any]) -> int:
     """Peak of the memory traced by ``tracemalloc`` (NumPy's arrays, Python objects) during one
     call, outputs included. PyTorch's CPU allocator is not traced: this is 0 for torch."""
+    _callable(case, "case")
     gc.collect()
     started_here = not tracemalloc.is_tracing()
     if started_here:
@@ -281,6 +338,7 @@ def count_traffic(case: Callable[[], Any]) -> dict[str, int]:
     as written, each a separate pass over its arrays; a compiler that fused them would move
     less. It sees only operations on torch tensors: run the case on torch tensors.
     """
+    _callable(case, "case")
     import torch
     from torch.overrides import TorchFunctionMode
     from torch.utils._pytree import tree_leaves

@@ -24,22 +24,59 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bnbackprop._validation import as_float_array, require_finite, require_nonnegative_float, require_shape
+from bnbackprop._validation import (
+    as_float_array,
+    require_bool,
+    require_finite,
+    require_finite_output,
+    require_int,
+    require_nonnegative_float,
+    require_shape,
+)
 
 
-def _check(X: object, dY: object, gamma: object, eps: object, *, min_rows: int = 2) -> tuple:
-    X = as_float_array(X, "X", ndim=2)
-    require_finite(X, "X")
+def _check(
+    X: object, dY: object, gamma: object, eps: object, *, min_rows: int = 2, names: tuple = ("X", "dY", "gamma")
+) -> tuple:
+    """Validate the inputs (named as the caller's arguments are) and refuse a zero variance with ε = 0."""
+    x_name, dy_name, gamma_name = names
+    X = as_float_array(X, x_name, ndim=2)
+    require_finite(X, x_name)
     if X.shape[0] < min_rows:
-        raise ValueError(f"X {X.shape} needs a batch of at least {min_rows} rows (samples in rows)")
-    dY = as_float_array(dY, "dY", ndim=2)
-    require_shape(dY, X.shape, "dY", "the shape of X")
-    require_finite(dY, "dY")
-    gamma = as_float_array(gamma, "gamma").reshape(-1)
-    require_shape(gamma, (X.shape[1],), "gamma", f"one entry per column of X {X.shape}")
-    require_finite(gamma, "gamma")
+        raise ValueError(f"{x_name} {X.shape} needs a batch of at least {min_rows} rows (samples in rows)")
+    if dY is None:
+        dY = np.zeros(X.shape)
+    dY = as_float_array(dY, dy_name, ndim=2)
+    require_shape(dY, X.shape, dy_name, f"the shape of {x_name}")
+    require_finite(dY, dy_name)
+    gamma = as_float_array(gamma, gamma_name).reshape(-1)
+    require_shape(gamma, (X.shape[1],), gamma_name, f"one entry per column of {x_name} {X.shape}")
+    require_finite(gamma, gamma_name)
     eps = require_nonnegative_float(eps, "eps")
-    return X.astype(np.float64), dY.astype(np.float64), gamma.astype(np.float64), eps
+    X = X.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        var = X.var(axis=0)
+    if not np.all(np.isfinite(var)):
+        raise ValueError(
+            f"{x_name}: the variance of columns {np.flatnonzero(~np.isfinite(var)).tolist()} overflows float64 "
+            f"(values up to {np.max(np.abs(X)):.3g}); the transcribed formulas square X - mu directly: rescale {x_name}"
+        )
+    if eps == 0:
+        constant = np.flatnonzero(np.all(X == X[0], axis=0))
+        if constant.size:
+            raise ValueError(
+                f"eps = 0 with a constant feature of {x_name} (columns {constant.tolist()}): its variance is 0 "
+                "and 1/sqrt(var + eps) is infinite; use eps > 0"
+            )
+    return X, dY.astype(np.float64), gamma.astype(np.float64), eps
+
+
+def _finite_outputs(operation: str, *arrays: np.ndarray) -> None:
+    for array in arrays:
+        require_finite_output(
+            array, operation, "the inputs are too large (their squares or products overflow float64) "
+            "or the variance is too small for eps"
+        )
 
 
 @dataclass(frozen=True)
@@ -77,7 +114,15 @@ def ioffe_szegedy_backward(
     multiple of Σᵢ (xᵢ − μ_B) = 0.
     """
     X, dY, gamma, eps = _check(X, dY, gamma, eps)
+    include_variance_mean_term = require_bool(include_variance_mean_term, "include_variance_mean_term")
     m = X.shape[0]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        gradients = _ioffe_szegedy(dY, X, gamma, eps, m, include_variance_mean_term)
+    _finite_outputs("ioffe_szegedy_backward", gradients.dX, gradients.dgamma, gradients.dbeta)
+    return gradients
+
+
+def _ioffe_szegedy(dY, X, gamma, eps, m, include_variance_mean_term) -> IoffeSzegedyGradients:
     mu = X.mean(axis=0)
     var = ((X - mu) ** 2).mean(axis=0)
     xhat = (X - mu) / np.sqrt(var + eps)
@@ -107,15 +152,17 @@ def cs231n_backward_alt(
 
     Returns ``(dx, dgamma, dbeta)``.
     """
-    x, dout, gamma, eps = _check(x, dout, gamma, eps)
+    x, dout, gamma, eps = _check(x, dout, gamma, eps, names=("x", "dout", "gamma"))
     N = x.shape[0]
-    mu = x.mean(axis=0)
-    var = x.var(axis=0)
-    x_hat = (x - mu) / np.sqrt(var + eps)
-    dbeta = np.sum(dout, axis=0)
-    dgamma = np.sum(dout * x_hat, axis=0)
-    dx = (1. / N) * gamma * (var + eps)**(-1. / 2.) * (N * dout - np.sum(dout, axis=0)
-         - (x - mu) * (var + eps)**(-1.0) * np.sum(dout * (x - mu), axis=0))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mu = x.mean(axis=0)
+        var = x.var(axis=0)
+        x_hat = (x - mu) / np.sqrt(var + eps)
+        dbeta = np.sum(dout, axis=0)
+        dgamma = np.sum(dout * x_hat, axis=0)
+        dx = (1. / N) * gamma * (var + eps)**(-1. / 2.) * (N * dout - np.sum(dout, axis=0)
+             - (x - mu) * (var + eps)**(-1.0) * np.sum(dout * (x - mu), axis=0))
+    _finite_outputs("cs231n_backward_alt", dx, dgamma, dbeta)
     return dx, dgamma, dbeta
 
 
@@ -143,18 +190,21 @@ def makemore_forward(
         bnraw = bndiff * bnvar_inv
         hpreact = bngain * bnraw + bnbias
     """
-    hprebn, _, bngain, eps = _check(hprebn, np.zeros_like(np.asarray(hprebn, dtype=float)), bngain, eps)
+    hprebn, _, bngain, eps = _check(hprebn, None, bngain, eps, names=("hprebn", "dhpreact", "bngain"))
     bnbias = as_float_array(bnbias, "bnbias").reshape(-1).astype(np.float64)
     require_shape(bnbias, bngain.shape, "bnbias", "the shape of bngain")
+    require_finite(bnbias, "bnbias")
     n = hprebn.shape[0]
     bngain, bnbias = bngain[None, :], bnbias[None, :]
-    bnmeani = 1 / n * hprebn.sum(0, keepdims=True)
-    bndiff = hprebn - bnmeani
-    bndiff2 = bndiff**2
-    bnvar = 1 / (n - 1) * (bndiff2).sum(0, keepdims=True)
-    bnvar_inv = (bnvar + eps) ** -0.5
-    bnraw = bndiff * bnvar_inv
-    hpreact = bngain * bnraw + bnbias
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        bnmeani = 1 / n * hprebn.sum(0, keepdims=True)
+        bndiff = hprebn - bnmeani
+        bndiff2 = bndiff**2
+        bnvar = 1 / (n - 1) * (bndiff2).sum(0, keepdims=True)
+        bnvar_inv = (bnvar + eps) ** -0.5
+        bnraw = bndiff * bnvar_inv
+        hpreact = bngain * bnraw + bnbias
+    _finite_outputs("makemore_forward", hpreact, bnvar_inv)
     return hpreact, MakemoreCache(bnraw=bnraw, bnvar_inv=bnvar_inv, bngain=bngain)
 
 
@@ -179,7 +229,9 @@ def makemore_backward(dhpreact: np.ndarray, cache: MakemoreCache) -> tuple[np.nd
     n = bnraw.shape[0]
     dbngain = (bnraw * dhpreact).sum(0, keepdims=True)
     dbnbias = dhpreact.sum(0, keepdims=True)
-    dhprebn = bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(0) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        dhprebn = bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(0) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))
+    _finite_outputs("makemore_backward", dhprebn, dbngain)
     return dhprebn, dbngain.reshape(-1), dbnbias.reshape(-1)
 
 
@@ -199,13 +251,17 @@ def torch_autograd_backward(
     ε inside the square root or added to σ) so that autograd differentiates it independently
     of this library.
     """
-    import torch
-
     X, dY, gamma, eps = _check(X, dY, gamma, eps)
-    beta = as_float_array(beta, "beta").astype(np.float64)
+    beta = as_float_array(beta, "beta").reshape(-1).astype(np.float64)
     require_shape(beta, gamma.shape, "beta", "the shape of gamma")
+    require_finite(beta, "beta")
     if eps_placement not in ("inside", "outside"):
         raise ValueError(f"eps_placement must be one of ('inside', 'outside'), got {eps_placement!r}")
+    ddof = require_int(ddof, "ddof", minimum=0)
+    if ddof >= X.shape[0]:
+        raise ValueError(f"ddof must be smaller than the batch size {X.shape[0]} of X {X.shape}, got {ddof}")
+    import torch
+
     tensors = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (X, gamma, beta)]
     Xt, gt, bt = tensors
     mean = Xt.mean(dim=0)
@@ -213,4 +269,6 @@ def torch_autograd_backward(
     denominator = torch.sqrt(var + eps) if eps_placement == "inside" else torch.sqrt(var) + eps
     Yt = gt * (Xt - mean) / denominator + bt
     Yt.backward(torch.tensor(dY, dtype=torch.float64))
-    return (Yt.detach().numpy(), *(t.grad.numpy() for t in tensors))
+    results = (Yt.detach().numpy(), *(t.grad.numpy() for t in tensors))
+    _finite_outputs("torch_autograd_backward", *results)
+    return results

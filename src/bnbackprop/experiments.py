@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 import bnbackprop
+from bnbackprop._validation import require_bool, require_int
 from bnbackprop.batchnorm import BatchNorm
 from bnbackprop.data import Split
 from bnbackprop.layers import Linear
@@ -35,6 +36,20 @@ __all__ = ["digits_corrected", "digits_network_corrected", "machine_info", "mnis
 MNIST_SIZES = (784, 300, 50, 10)
 
 
+def _seed(seed: object) -> int:
+    """A seed that ``numpy.random.RandomState`` and ``default_rng`` both take: an int in [0, 2³²)."""
+    seed = require_int(seed, "seed", minimum=0)
+    if seed >= 2**32:
+        raise ValueError(f"seed must be < 2**32, got {seed}")
+    return seed
+
+
+def _split(data: object) -> Split:
+    if not isinstance(data, Split):
+        raise TypeError(f"data must be a bnbackprop.data.Split, got {type(data).__name__}")
+    return data
+
+
 def digits_network_corrected(seed: int) -> Sequential:
     """The blog's layers from the library, with the initial weights the blog's code draws for ``seed``.
 
@@ -43,7 +58,7 @@ def digits_network_corrected(seed: int) -> Sequential:
     keeps 99 % of its running statistics (library momentum 0.01), ε = 0.01 inside the root,
     and stores the population variance, as the blog does.
     """
-    rng = np.random.RandomState(seed)
+    rng = np.random.RandomState(_seed(seed))
     layers: list[object] = []
     for fan_in, fan_out, act in ((64, 32, "sigmoid"), (32, 16, "relu"), (16, 10, None)):
         limit = 1 / np.sqrt(fan_in)
@@ -66,6 +81,9 @@ def digits_corrected(seed: int, data: Split, *, steps: int = 5000, log_every: in
     backward pass computes. Logged every ``log_every`` steps; the losses are sums over the
     images, like the post's printed loss sum.
     """
+    data = _split(data)
+    steps = require_int(steps, "steps", minimum=1)
+    log_every = require_int(log_every, "log_every", minimum=1)
     net = digits_network_corrected(seed)
     return fit(
         net, Adam(lr=0.001), data.X_train, data.y_train, epochs=steps, batch_size=None, seed=seed,
@@ -81,6 +99,10 @@ def mnist_network(seed: int, *, batchnorm: bool, dtype: type = np.float32, last_
     the post; this is the usual scale), biases start at 0. ``last_bias`` overrides whether
     the last linear layer has a bias (the series' ``net`` has none there).
     """
+    seed = _seed(seed)
+    batchnorm = require_bool(batchnorm, "batchnorm")
+    if last_bias is not None:
+        last_bias = require_bool(last_bias, "last_bias")
     if batchnorm:
         bias = [False, False, bool(last_bias)]
     else:
@@ -93,6 +115,8 @@ def mnist_run(
     last_bias: bool | None = None,
 ) -> tuple[Sequential, History]:
     """Train :func:`mnist_network` with SGD(lr=0.01), batches of 100, mean softmax cross-entropy."""
+    data = _split(data)
+    epochs = require_int(epochs, "epochs", minimum=1)
     net = mnist_network(seed, batchnorm=batchnorm, dtype=dtype, last_bias=last_bias)
     history = fit(
         net, SGD(lr=0.01), data.X_train, data.y_train, epochs=epochs, batch_size=100, seed=seed,

@@ -50,7 +50,10 @@ def computation_graph(ax=None):
     position in which the backward pass visits that value.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
 
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
     if ax is None:
         fig, ax = plt.subplots(figsize=(10.5, 3.6))
     else:

@@ -70,44 +70,53 @@ def _logits(Z: object, name: str = "Z") -> np.ndarray:
 
 def one_hot(labels: object, num_classes: int) -> np.ndarray:
     """The N × ``num_classes`` one-hot matrix of integer ``labels`` (float64)."""
+    return _one_hot(labels, num_classes, "labels")
+
+
+def _one_hot(labels: object, num_classes: int, name: str) -> np.ndarray:
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.size == 0:
-        raise ValueError(f"labels must be a non-empty 1-D array of class indices, got shape {labels.shape}")
+        raise ValueError(f"{name} must be a non-empty 1-D array of class indices, got shape {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
         if not np.issubdtype(labels.dtype, np.floating) or not np.all(np.isfinite(labels)) or np.any(
             labels != np.round(labels)
         ):
-            raise TypeError(f"labels must hold integer class indices, got dtype {labels.dtype}")
+            raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
         labels = labels.astype(np.int64)
     bad = (labels < 0) | (labels >= num_classes)
     if np.any(bad):
         raise ValueError(
-            f"labels must lie in [0, {num_classes}); {int(bad.sum())} do not (e.g. {labels[bad][0]})"
+            f"{name}: class labels must lie in [0, {num_classes}); {int(bad.sum())} do not (e.g. {labels[bad][0]})"
         )
     return np.eye(num_classes)[labels]
 
 
-def _targets(labels: object, N: int, C: int) -> np.ndarray:
+def _targets(labels: object, N: int, C: int, name: str = "labels") -> np.ndarray:
     """Labels (N integers) or one-hot rows (N × C) as an N × C float matrix."""
     array = np.asarray(labels)
     if array.ndim == 2:
-        Y = as_float_array(array, "labels")
-        require_shape(Y, (N, C), "labels", f"one one-hot row of width C = {C} per row of the logits")
+        Y = as_float_array(array, name)
+        require_shape(Y, (N, C), name, f"one one-hot row of width C = {C} per row of the logits")
         if not np.all((Y == 0) | (Y == 1)) or not np.all(Y.sum(axis=1) == 1):
-            raise ValueError("one-hot labels must hold a single 1 per row and 0 elsewhere")
+            raise ValueError(f"{name}: one-hot labels must hold a single 1 per row and 0 elsewhere")
         return Y
     if array.ndim != 1 or array.shape[0] != N:
-        raise ValueError(f"labels must be {N} class indices or an {N} × {C} one-hot matrix, got shape {array.shape}")
-    return one_hot(array, C)
+        raise ValueError(f"{name} must be {N} class indices or an {N} × {C} one-hot matrix, got shape {array.shape}")
+    return _one_hot(array, C, name)
 
 
 def log_softmax(Z: np.ndarray) -> np.ndarray:
     """``Z - logsumexp(Z)`` row by row, stable for any finite logits."""
     Z = _logits(Z)
-    shifted = Z - Z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    with np.errstate(over="ignore", invalid="ignore"):
+        shifted = Z - Z.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    require_finite_output(
+        log_p, "log_softmax", "a row of the logits Z spans more than the float range (max - min overflows)"
+    )
+    return log_p
 
 
 def softmax(Z: np.ndarray) -> np.ndarray:
@@ -148,7 +157,16 @@ def softmax_vjp(S: np.ndarray, dS: np.ndarray) -> np.ndarray:
     require_finite(dS, "dS")
     if np.any(S < 0) or not np.allclose(S.sum(axis=1), 1.0, rtol=0, atol=1e-6):
         raise ValueError("S must be a softmax output: non-negative rows that sum to 1")
-    return S * (dS - np.sum(dS * S, axis=1, keepdims=True))
+    with np.errstate(over="ignore", invalid="ignore"):
+        dZ = S * (dS - np.sum(dS * S, axis=1, keepdims=True))
+    require_finite_output(dZ, "softmax_vjp", "dS is too large: dS - (dS ⊙ S) 1 overflows")
+    return dZ
+
+
+_CLIP_CAUSE = (
+    "P holds 0 or 1 after clipping: clip is 0, or too small to move P away from 0 and 1 in P's dtype; "
+    "raise clip"
+)
 
 
 def _probabilities(Y: object, P: object, clip: float) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +176,7 @@ def _probabilities(Y: object, P: object, clip: float) -> tuple[np.ndarray, np.nd
     require_finite(P, "P")
     if np.any((P < 0) | (P > 1)):
         raise ValueError("P must hold probabilities in [0, 1]")
-    Y = _targets(Y, *P.shape)
+    Y = _targets(Y, *P.shape, name="Y")
     clip = require_nonnegative_float(clip, "clip")
     if clip >= 0.5:
         raise ValueError(f"clip must lie in [0, 0.5), got {clip}")
@@ -171,10 +189,16 @@ def binary_cross_entropy_per_class(Y: object, P: object, *, clip: float = 1e-15)
     ``P`` is clipped to ``[clip, 1 - clip]`` first, as the blog does.
     """
     Y, P = _probabilities(Y, P, clip)
-    return -Y * np.log(P) - (1 - Y) * np.log(1 - P)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loss = -Y * np.log(P) - (1 - Y) * np.log(1 - P)
+    require_finite_output(loss, "binary_cross_entropy_per_class", _CLIP_CAUSE)
+    return loss
 
 
 def binary_cross_entropy_per_class_gradient(Y: object, P: object, *, clip: float = 1e-15) -> np.ndarray:
     """``∂/∂P`` of the summed per-class binary cross-entropy: ``-y/p + (1 - y)/(1 - p)``."""
     Y, P = _probabilities(Y, P, clip)
-    return -Y / P + (1 - Y) / (1 - P)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        gradient = -Y / P + (1 - Y) / (1 - P)
+    require_finite_output(gradient, "binary_cross_entropy_per_class_gradient", _CLIP_CAUSE)
+    return gradient

@@ -19,7 +19,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from bnbackprop._validation import as_float_array, require_finite, require_int
+from bnbackprop._validation import (
+    as_float_array,
+    require_bool,
+    require_finite,
+    require_int,
+    require_nonnegative_float,
+    require_shape,
+)
 from bnbackprop.batchnorm import BatchNorm
 from bnbackprop.layers import ACTIVATIONS, Activation, Linear, activation
 
@@ -36,7 +43,7 @@ class ActivationLayer:
 
     def forward(self, Z: np.ndarray) -> np.ndarray:
         """``a(Z)``; remembers ``Z``."""
-        self._Z = as_float_array(Z, "Z")
+        self._Z = np.array(as_float_array(Z, "Z"))  # a copy: the caller may change Z before backward
         return self.activation.forward(self._Z)
 
     __call__ = forward
@@ -64,6 +71,8 @@ class Sequential:
     """Layers applied in order; see the module docstring."""
 
     def __init__(self, layers: Sequence[object]) -> None:
+        if not isinstance(layers, (list, tuple)):
+            raise TypeError(f"layers must be a list or tuple of layers, got {type(layers).__name__}")
         layers = list(layers)
         if not layers:
             raise ValueError("a Sequential network needs at least one layer")
@@ -95,12 +104,13 @@ class Sequential:
                 width, source = layer.num_features, _describe(index, layer)
             elif not isinstance(layer, ActivationLayer):
                 raise TypeError(
-                    f"layer {index} must be a Linear, BatchNorm or ActivationLayer, got {type(layer).__name__}"
+                    f"layers: layer {index} must be a Linear, BatchNorm or ActivationLayer, got {type(layer).__name__}"
                 )
         if width is None:
             raise ValueError("a Sequential network needs at least one Linear or BatchNorm layer to fix its sizes")
         self.layers = layers
         self.training = True
+        self._output_shape: tuple[int, ...] | None = None
 
     @property
     def input_features(self) -> int | None:
@@ -113,8 +123,8 @@ class Sequential:
         return None  # pragma: no cover - the constructor guarantees a sized layer
 
     def train(self, mode: bool = True) -> Sequential:
-        """Training mode: batch norm uses (and updates) batch statistics."""
-        self.training = bool(mode)
+        """Training mode: batch norm uses (and updates) batch statistics; ``mode=False``: inference."""
+        self.training = require_bool(mode, "mode")
         for layer in self.layers:
             if isinstance(layer, BatchNorm):
                 layer.train(self.training)
@@ -139,13 +149,17 @@ class Sequential:
         for layer in self.layers:
             out = layer.forward(out)
         require_finite(out, "the network's output")
+        self._output_shape = out.shape
         return out
 
     __call__ = forward
 
     def backward(self, dY: np.ndarray) -> np.ndarray:
         """Back-propagate ``dY = ∂L/∂output``; store all parameter gradients; return ``∂L/∂X``."""
+        if self._output_shape is None:
+            raise RuntimeError("Sequential.backward called before forward")
         grad = as_float_array(dY, "dY", ndim=2)
+        require_shape(grad, self._output_shape, "dY", "the shape of the last forward pass's output")
         require_finite(grad, "dY")
         for layer in reversed(self.layers):
             if isinstance(layer, BatchNorm):
@@ -188,7 +202,10 @@ class Sequential:
 
     def astype(self, dtype: type | np.dtype) -> Sequential:
         """Convert every parameter and running statistic to ``dtype`` (float32 or float64), in place."""
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError as exc:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from exc
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         for layer in self.layers:
@@ -226,7 +243,12 @@ def mlp(
     ``init="normal"`` draws W from N(0, 1/fan_in); ``init="uniform"`` from U(±1/√fan_in), as
     the blog does. Biases start at 0, γ at 1, β at 0. Deterministic given ``seed``.
     """
+    if not isinstance(sizes, (list, tuple)):
+        raise TypeError(f"sizes must be a list or tuple of layer widths, got {type(sizes).__name__}")
     sizes = [require_int(size, "sizes entry", minimum=1) for size in sizes]
+    batchnorm = require_bool(batchnorm, "batchnorm")
+    batchnorm_last = require_bool(batchnorm_last, "batchnorm_last")
+    seed = require_int(seed, "seed", minimum=0)
     if len(sizes) < 2:
         raise ValueError(f"sizes must name at least an input and an output width, got {sizes}")
     if activation not in ACTIVATIONS:
@@ -237,12 +259,14 @@ def mlp(
     followed_by_bn = [batchnorm] * (n_linear - 1) + [batchnorm_last]
     if bias is None:
         biases = [not bn for bn in followed_by_bn]
-    elif isinstance(bias, bool):
-        biases = [bias] * n_linear
+    elif isinstance(bias, (bool, np.bool_)):
+        biases = [bool(bias)] * n_linear
+    elif isinstance(bias, (list, tuple)):
+        biases = [require_bool(flag, "bias entry") for flag in bias]
     else:
-        biases = [bool(flag) for flag in bias]
-        if len(biases) != n_linear:
-            raise ValueError(f"bias must have one flag per linear layer ({n_linear}), got {len(biases)}")
+        raise TypeError(f"bias must be True, False, None or one flag per linear layer, got {type(bias).__name__}")
+    if len(biases) != n_linear:
+        raise ValueError(f"bias must have one flag per linear layer ({n_linear}), got {len(biases)}")
     rng = np.random.default_rng(seed)
     layers: list[object] = []
     for k, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
@@ -278,7 +302,12 @@ def check_network_gradients(
     from bnbackprop.gradcheck import numerical_gradient, relative_error
     from bnbackprop.losses import softmax_cross_entropy
 
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a Sequential, got {type(model).__name__}")
     loss = softmax_cross_entropy if loss is None else loss
+    if not callable(loss):
+        raise TypeError(f"loss must be a function (logits, labels) -> (value, dlogits), got {type(loss).__name__}")
+    bound = require_nonnegative_float(bound, "bound")
     if any(value.dtype != np.float64 for value in model.parameters().values()):
         raise ValueError("check_network_gradients needs a float64 network: call model.astype(np.float64)")
     saved = [

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bnbackprop._validation import as_float_array, require_finite, require_int
+from bnbackprop._validation import as_float_array, require_bool, require_finite, require_int
+from bnbackprop.batchnorm import BatchNorm
+from bnbackprop.layers import Linear
 from bnbackprop.losses import softmax_cross_entropy
 from bnbackprop.network import Sequential
 from bnbackprop.optim import Optimizer
@@ -55,10 +57,38 @@ def _labels(y: object, N: int, name: str) -> np.ndarray:
     return y
 
 
+def _classes(y: np.ndarray, C: int, name: str, what: str = "one per output of the network") -> None:
+    bad = (y < 0) | (y >= C)
+    if np.any(bad):
+        raise ValueError(
+            f"{name}: class labels must lie in [0, {C}) ({what}); "
+            f"{int(bad.sum())} do not (e.g. {y[bad][0]})"
+        )
+
+
+def _output_width(model: Sequential) -> int:
+    """The number of outputs (classes) of ``model``: the width of its last sized layer."""
+    for layer in reversed(model.layers):
+        if isinstance(layer, Linear):
+            return int(layer.W.shape[1])
+        if isinstance(layer, BatchNorm):
+            return int(layer.num_features)
+    raise AssertionError("unreachable: Sequential guarantees a sized layer")  # pragma: no cover
+
+
+def _check_model_and_loss(model: object, loss: object) -> None:
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a Sequential, got {type(model).__name__}")
+    if not callable(loss):
+        raise TypeError(f"loss must be a function (logits, labels) -> (value, dlogits), got {type(loss).__name__}")
+
+
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     """The fraction of rows whose largest logit is at the label."""
     logits = as_float_array(logits, "logits", ndim=2)
+    require_finite(logits, "logits")
     y = _labels(y, logits.shape[0], "y")
+    _classes(y, logits.shape[1], "y", f"one per column of logits {logits.shape}")
     return float(np.mean(np.argmax(logits, axis=1) == y))
 
 
@@ -73,17 +103,26 @@ def evaluate(
     way a network left in training mode would, each batch normalised by its own statistics
     (and, as in training, the running statistics are updated: pass a copy).
     """
+    _check_model_and_loss(model, loss)
     X = as_float_array(X, "X", ndim=2)
     y = _labels(y, X.shape[0], "y")
+    _classes(y, _output_width(model), "y")
+    training_mode = require_bool(training_mode, "training_mode")
+    step = X.shape[0] if batch_size is None else require_int(batch_size, "batch_size", minimum=1)
+    # A batch of one in training mode is refused by Sequential.forward, whose message the training
+    # chapter prints verbatim (it names neither X nor batch_size; see the bad-input table).
     was_training = model.training
     model.train(training_mode)
     try:
-        step = X.shape[0] if batch_size is None else require_int(batch_size, "batch_size", minimum=1)
         logits = np.concatenate([model.forward(X[start:start + step]) for start in range(0, X.shape[0], step)])
     finally:
         model.train(was_training)
     value, _ = loss(logits, y)
     return float(value), accuracy(logits, y)
+
+
+def _has_batchnorm(model: Sequential) -> bool:
+    return any(isinstance(layer, BatchNorm) for layer in model.layers)
 
 
 def _progress_bar(total: int, progress: bool | str, description: str):
@@ -118,23 +157,36 @@ def fit(
     ``loss(logits, labels)`` must return ``(value, ∂value/∂logits)``; the default is the mean
     softmax cross-entropy. ``log_initial`` records the untrained network as step 0.
     """
-    if not isinstance(model, Sequential):
-        raise TypeError(f"model must be a Sequential, got {type(model).__name__}")
+    _check_model_and_loss(model, loss)
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a bnbackprop.optim optimizer, got {type(optimizer).__name__}")
     X = as_float_array(X, "X", ndim=2)
     require_finite(X, "X")
     N = X.shape[0]
     y = _labels(y, N, "y")
+    classes = _output_width(model)
+    _classes(y, classes, "y")
     epochs = require_int(epochs, "epochs", minimum=1)
     batch = N if batch_size is None else require_int(batch_size, "batch_size", minimum=1)
     if batch > N:
         raise ValueError(f"batch_size {batch} exceeds the {N} training samples")
+    if batch < 2 and _has_batchnorm(model):
+        raise ValueError(f"batch_size {batch}: batch norm in training mode needs batches of at least 2 samples")
+    seed = require_int(seed, "seed", minimum=0)
+    log_initial = require_bool(log_initial, "log_initial")
+    if progress not in (True, False, "auto"):
+        raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
+    if not isinstance(description, str):
+        raise TypeError(f"description must be a string, got {type(description).__name__}")
     if (X_test is None) != (y_test is None):
         raise ValueError("pass both X_test and y_test, or neither")
     if X_test is not None:
         X_test = as_float_array(X_test, "X_test", ndim=2)
+        require_finite(X_test, "X_test")
+        if X_test.shape[1] != X.shape[1]:
+            raise ValueError(f"X_test must have the {X.shape[1]} columns of X {X.shape}, got shape {X_test.shape}")
         y_test = _labels(y_test, X_test.shape[0], "y_test")
+        _classes(y_test, classes, "y_test")
     if log_every is not None:
         log_every = require_int(log_every, "log_every", minimum=1)
     if X.dtype != model.parameters()[next(iter(model.parameters()))].dtype:

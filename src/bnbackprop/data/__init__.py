@@ -26,6 +26,7 @@ import numpy as np
 __all__ = ["Split", "load_digits_as_blog", "load_mnist_subset"]
 
 BLOG_TRAIN_SIZE = 1500
+BLOG_SIZE = 1797
 MNIST_TRAIN_PER_CLASS = 400
 MNIST_PER_CLASS = 500
 
@@ -49,15 +50,17 @@ def _require_importable(module: str, package: str) -> None:
 
 def load_digits_as_blog(*, train_size: int = BLOG_TRAIN_SIZE) -> Split:
     """scikit-learn's digits scaled by their maximum (16) and split at ``train_size`` (1,500)."""
+    if isinstance(train_size, bool) or not isinstance(train_size, (int, np.integer)):
+        raise TypeError(f"train_size must be an integer, got {type(train_size).__name__}")
+    if not 1 <= train_size < BLOG_SIZE:
+        raise ValueError(f"train_size must lie in [1, {BLOG_SIZE}), got {train_size}")
     _require_importable("sklearn", "scikit-learn")
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    if isinstance(train_size, bool) or not isinstance(train_size, (int, np.integer)):
-        raise TypeError(f"train_size must be an integer, got {type(train_size).__name__}")
     n = len(digits.target)
-    if not 1 <= train_size < n:
-        raise ValueError(f"train_size must lie in [1, {n}), got {train_size}")
+    if n != BLOG_SIZE:  # pragma: no cover - scikit-learn ships the same 1,797 images
+        raise RuntimeError(f"scikit-learn's digits are not the expected {BLOG_SIZE} images: {n}")
     X = (digits.images / np.max(digits.images)).reshape(n, -1).astype(np.float64)
     y = digits.target.astype(np.int64)
     return Split(X[:train_size].copy(), y[:train_size].copy(), X[train_size:].copy(), y[train_size:].copy())
