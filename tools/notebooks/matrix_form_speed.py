@@ -48,7 +48,8 @@ on one thread in float64 and {glue:text}`speed-f32-ratio-1thread:.2f` times in f
 PyTorch with its default {glue:text}`speed-torch-threads` threads the ratios were
 {glue:text}`speed-f64-ratio:.2f` and {glue:text}`speed-f32-ratio:.2f`. The library aims at
 no more than 1.5 times PyTorch's time in float64 and 2 times in float32 at that size, and
-at least 100 times faster than the loops at N = p = 256. In that run the library's float64 forward + backward took as long as streaming
+at least 100 times faster than the loops at N = p = 256. {glue:md}`speed-verdict`
+In that run the library's float64 forward + backward took as long as streaming
 {glue:text}`speed-f64-bandwidth-passes:.0f` arrays the size of X through memory at the
 machine's copy bandwidth, where {glue:text}`speed-minimum-passes` are the least any
 implementation needs.
@@ -64,6 +65,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import Markdown
 from myst_nb import glue
 
 from bnbackprop import batchnorm, benchmarking
@@ -143,6 +145,27 @@ for dtype, short in (("float64", "f64"), ("float32", "f32")):
     glue(f"speed-{short}-passes", rounded(matrix["equivalent_passes"], 2),
          display=False)
 glue("speed-torch-threads", machine["torch_num_threads"], display=False)
+
+
+def verdict(short, limit):
+    matrix = stored_record(4096, 1024, {"f64": "float64", "f32": "float32"}[short])
+    ratios = {"on one thread": matrix["impls"]["matrix"]["ratio_to_torch_1thread"],
+              "on its default threads": matrix["impls"]["matrix"]["ratio_to_torch"]}
+    met = [name for name, ratio in ratios.items() if ratio <= limit]
+    missed = [f"{name} ({ratios[name]:.2f} > {limit:g})" for name in ratios
+              if name not in met]
+    if not missed:
+        return "met against PyTorch on one thread and on its default threads"
+    if not met:
+        return "missed against PyTorch " + " and ".join(missed)
+    return f"met against PyTorch {met[0]} and missed against PyTorch {missed[0]}"
+
+
+loops_ok = loop_record["loops_over_matrix"] >= 100
+glue("speed-verdict", Markdown(
+    f"In this run the float64 target was {verdict('f64', 1.5)}; the float32 target was "
+    f"{verdict('f32', 2.0)}; the loops target was "
+    f"{'met' if loops_ok else 'missed'}."), display=False)
 glue("speed-minimum-passes", benchmarking.MINIMUM_PASSES, display=False)
 glue("speed-bandwidth", rounded(bandwidth["bytes_per_s"] / 1e9, 2), display=False)
 """, "speed-machine", "hide-input")
