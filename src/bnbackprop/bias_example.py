@@ -26,6 +26,7 @@ from bnbackprop._validation import (
     require_finite,
     require_int,
     require_nonnegative_float,
+    require_real_number,
     require_shape,
 )
 
@@ -57,15 +58,6 @@ def _check_batch(u: object, target: object) -> tuple[np.ndarray, np.ndarray]:
     return u, target
 
 
-def _check_scalar(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    number = float(value)
-    if not np.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return number
-
-
 def _normalise(x: np.ndarray, scale: bool, eps: float) -> tuple[np.ndarray, float]:
     """``x̂`` and the divisor ``s`` (1 for mean subtraction, √(Var + ε) with scale)."""
     if not scale:
@@ -78,7 +70,7 @@ def layer(u: np.ndarray, w: float, b: float, *, scale: bool = False, eps: float 
     """The normalised output ``x̂`` of ``x = w u + b`` over the batch ``u``."""
     u, _ = _check_batch(u, np.zeros(np.shape(u)))
     eps = require_nonnegative_float(eps, "eps")
-    x = _check_scalar(w, "w") * u + _check_scalar(b, "b")
+    x = require_real_number(w, "w") * u + require_real_number(b, "b")
     return _normalise(x, bool(scale), eps)[0]
 
 
@@ -101,7 +93,7 @@ def gradients(
     """``(∂ℓ/∂w, ∂ℓ/∂b)``, exact or with the batch statistics held constant (see module doc)."""
     u, target = _check_batch(u, target)
     eps = require_nonnegative_float(eps, "eps")
-    x = _check_scalar(w, "w") * u + _check_scalar(b, "b")
+    x = require_real_number(w, "w") * u + require_real_number(b, "b")
     xhat, divisor = _normalise(x, bool(scale), eps)
     dxhat = xhat - target
     if not through_statistics:
@@ -132,7 +124,7 @@ def gradient_descent(
     lr = require_nonnegative_float(lr, "lr")
     steps = require_int(steps, "steps", minimum=0)
     eps = require_nonnegative_float(eps, "eps")
-    w, b = _check_scalar(w0, "w0"), _check_scalar(b0, "b0")
+    w, b = require_real_number(w0, "w0"), require_real_number(b0, "b0")
     ws, bs, losses, xhats, grad_ws, grad_bs = [w], [b], [], [], [], []
     for _ in range(steps + 1):
         xhat = layer(u, w, b, scale=scale, eps=eps)
