@@ -139,13 +139,20 @@ for eps_k in (0.0, eps):
     off = np.abs((xhat_k * dX_k).sum(axis=0) - leftover).max() / (N * scale)
     print(f"ε = {eps_k}: x̂ᵀdX - ε/(σ²+ε)·x̂ᵀg/s, max abs difference: {off:.1e}")
     assert off < 1e-14
-    # 3. scaled by γ/s: γ/σ times the projection P of ∂L/∂y, feature by feature
+    # 3. scaled by γ/s: at ε = 0, γ/σ times the projection P of ∂L/∂y off span{1, x̂}
+    # (built by QR); at ε > 0, γ/s times (I - x̂x̂ᵀ/N) C ∂L/∂y, no longer a projection
+    centring = np.eye(N) - np.ones((N, N)) / N
     for j in range(p):
-        basis = np.linalg.qr(np.column_stack([np.ones(N), xhat_k[:, j]]))[0]
-        P = np.eye(N) - basis @ basis.T  # projection off span{1, x̂}, built by QR
         if eps_k == 0:
+            basis = np.linalg.qr(np.column_stack([np.ones(N), xhat_k[:, j]]))[0]
+            P = np.eye(N) - basis @ basis.T
             compare(f"ε = 0, feature {j}: dX = γ/σ · P ∂L/∂y",
                     dX_k[:, j], gamma[j] / s_k[j] * P @ dY[:, j], bound=1e-13)
+        else:
+            M = np.eye(N) - np.outer(xhat_k[:, j], xhat_k[:, j]) / N
+            compare(f"ε > 0, feature {j}: dX = γ/s · (I - x̂x̂ᵀ/N) C ∂L/∂y",
+                    dX_k[:, j], gamma[j] / s_k[j] * M @ centring @ dY[:, j],
+                    bound=1e-13)
 ''', "hide-input"))
 
 add(md(r'''
@@ -1010,7 +1017,7 @@ How the running statistics are accumulated is a convention, and the frameworks d
 
 | | PyTorch `BatchNorm1d` {cite}`pytorch_batchnorm1d` | Keras / TF {cite}`keras_batchnorm` | CS231n {cite}`cs231n_assignment2` | this library |
 |---|---|---|---|---|
-| running value ← (momentum $m$) | $(1-m)\,$old $+\,m\,$new, $m = 0.1$ | $m\,$old $+\,(1-m)\,$new, $m = 0.99$ | $m\,$old $+\,(1-m)\,$new, $m = 0.9$ | as PyTorch, $m = 0.1$ |
+| running value ← (momentum $\rho$) | $(1-\rho)\,$old $+\,\rho\,$new, $\rho = 0.1$ | $\rho\,$old $+\,(1-\rho)\,$new, $\rho = 0.99$ | $\rho\,$old $+\,(1-\rho)\,$new, $\rho = 0.9$ | as PyTorch, $\rho = 0.1$ |
 | variance that normalises | $\div N$ | $\div N$ | $\div N$ | $\div (N-d)$, $d = 0$ |
 | variance stored | $\div (N-1)$ | $\div N$ | $\div N$ | $\div (N-1)$ |
 | ε: default, where | $10^{-5}$, in the root | $10^{-3}$, in the root | $10^{-5}$, in the root | $10^{-5}$, in the root |
@@ -1119,11 +1126,14 @@ def documented_output(batch, gamma_, beta_, epsilon_):
     return gamma_ * centred / np.sqrt(batch.var(axis=0) + epsilon_) + beta_
 
 
+# Not a run of Keras or CS231n: their documented formula on one sample, whose
+# deviation from the batch's own mean is exactly 0, so the output is β for any ε.
 one = rng.normal(size=(1, p))
 for source, eps_doc in (("Keras", 1e-3), ("CS231n", 1e-5)):
     out = documented_output(one, gamma, beta, eps_doc)
     gap = np.abs(out[0] - beta).max()
-    print(f"{source}: a batch of one, output vs β, max abs difference: {gap:.1e}")
+    print(f"{source}'s documented formula, a batch of one, output vs β, "
+          f"max abs difference: {gap:.1e}")
     assert gap == 0
 ''', "hide-input"))
 
@@ -1324,9 +1334,11 @@ glue("bn-twopass-at-lost", next(e2 for M, _, _, e2 in rows if M == lost), displa
 
 add(md(r'''
 In float32, one pass loses every digit once the mean is about {glue:text}`bn-onepass-lost`
-standard deviations from zero, where {glue:text}`bn-onepass-negative` of the 64 variances
+standard deviations from zero (the first power of ten tried at which its error reaches
+100 %; the rounding of $x^2$ alone, $u\,\mu^2/\sigma^2 \approx 1$ with $u = 2^{-24}$, puts the
+point within a factor of a few of it), where {glue:text}`bn-onepass-negative` of the 64 variances
 already come out negative; the library's variance at the same offset is still accurate to
-{glue:text}`bn-twopass-at-lost:.0e`. Activations with a mean a thousand times their spread
+{glue:text}`bn-twopass-at-lost:.0e`. Activations with a mean that many times their spread
 are not exotic (an unnormalised input, a large bias). The library therefore never uses
 the one-pass formula: it computes the mean, centres the batch, and then applies the
 *corrected* two-pass algorithm {cite}`chan1983algorithms`: the mean of the centred values,
@@ -1480,7 +1492,7 @@ product of the sizes of the reduced axes:
 - `axis=(0, 2)` on `(N, C, L)` (sequences of length `L`): `BatchNorm1d` on sequences.
 
 The first check makes "only the batch changes" literal: moving the channel axis last and
-flattening the rest turns the 4-D batch into an $(N H W) \times C$ matrix, and the 2-D
+flattening the rest turns the 4-D batch into an `N·H·W` × `C` matrix, and the 2-D
 (BN) on that matrix gives the same output and gradients as the 4-D call. Then the 4-D call
 against finite differences and against `torch.nn.BatchNorm2d`, in training (outputs and
 gradients) and, after a few steps, in inference with the running statistics.

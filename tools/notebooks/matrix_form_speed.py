@@ -50,7 +50,7 @@ PyTorch with its default {glue:text}`speed-torch-threads` threads the ratios wer
 no more than 1.5 times PyTorch's time in float64 and 2 times in float32 at that size, and
 at least 100 times faster than the loops at N = p = 256. {glue:md}`speed-verdict`
 In that run the library's float64 forward + backward took as long as streaming
-{glue:text}`speed-f64-bandwidth-passes:.0f` arrays the size of X through memory at the
+{glue:text}`speed-f64-passes:.0f` arrays the size of X through memory at the
 machine's copy bandwidth, where {glue:text}`speed-minimum-passes` are the least any
 implementation needs.
 
@@ -171,10 +171,11 @@ glue("speed-bandwidth", rounded(bandwidth["bytes_per_s"] / 1e9, 2), display=Fals
 """, "speed-machine", "hide-input")
 
 md(r"""
-The table lists every size of the stored run: medians in milliseconds, the matrix form's time
-divided by PyTorch's (default threads, then one thread), and the matrix form's time in passes.
-The loop reference appears in the rows marked "loops", with its time in seconds and its ratio
-to the matrix form.
+The first table lists every size of the stored run: medians in milliseconds, the matrix
+form's time divided by PyTorch's (default threads, then one thread), and the matrix form's
+time in passes. The grid stops at 2²³ elements per array (so 4096 × 4096 and 8192 × 4096
+are not run: a few minutes on two cores is the budget). The second table gives the loop
+reference, with its time in seconds and its ratio to the matrix form.
 """, "speed-table-md")
 
 code(r"""
@@ -183,14 +184,19 @@ print(f"{'N':>6} {'p':>5} {'dtype':>8} {'matrix ms':>10} {'torch ms':>9}"
 for r in records:
     matrix, torch_ = r["impls"]["matrix"], r["impls"]["torch"]
     torch_1t = r["impls"]["torch_1thread"]
-    line = (f"{r['N']:6d} {r['p']:5d} {r['dtype']:>8} {matrix['median_s'] * 1e3:10.3f}"
-            f" {torch_['median_s'] * 1e3:9.3f} {torch_1t['median_s'] * 1e3:11.3f}"
-            f" {matrix['ratio_to_torch']:8.2f} {matrix['ratio_to_torch_1thread']:10.2f}"
-            f" {matrix['equivalent_passes']:7.1f}")
+    print(f"{r['N']:6d} {r['p']:5d} {r['dtype']:>8} {matrix['median_s'] * 1e3:10.3f}"
+          f" {torch_['median_s'] * 1e3:9.3f} {torch_1t['median_s'] * 1e3:11.3f}"
+          f" {matrix['ratio_to_torch']:8.2f} {matrix['ratio_to_torch_1thread']:10.2f}"
+          f" {matrix['equivalent_passes']:7.1f}")
+print()
+print(f"{'N':>6} {'p':>5} {'dtype':>8} {'loops s':>9} {'matrix ms':>10}"
+      f" {'loops/matrix':>13}")
+for r in records:
     if r["loops_measured"]:
-        line += (f"   loops {r['impls']['loops']['median_s']:.3f} s,"
-                 f" {r['loops_over_matrix']:,.0f}x the matrix form")
-    print(line)
+        print(f"{r['N']:6d} {r['p']:5d} {r['dtype']:>8}"
+              f" {r['impls']['loops']['median_s']:9.3f}"
+              f" {r['impls']['matrix']['median_s'] * 1e3:10.3f}"
+              f" {r['loops_over_matrix']:13,.0f}")
 """, "speed-table", "hide-input")
 
 md(r"""
@@ -294,6 +300,18 @@ live_ratio = loops_s / matrix_s
 print(f"loops / matrix at N = {n}, p = {p}: {live_ratio:.0f} (bound: at least 10)")
 assert live_ratio >= 10
 
+
+def exponent(rows, index):
+    # slope of log(loop time) against log(size) over the last three sizes
+    size = np.log([row[index] for row in rows[-3:]])
+    return float(np.polyfit(size, np.log([row[2] for row in rows[-3:]]), 1)[0])
+
+
+slope_n, slope_p = exponent(grow_n, 0), exponent(grow_p, 1)
+print(f"loops' growth exponent in N: {slope_n:.2f} (bound 1.6 to 2.3), "
+      f"in p: {slope_p:.2f} (bound 0.8 to 1.2)")
+assert 1.6 <= slope_n <= 2.3 and 0.8 <= slope_p <= 1.2
+
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
 for axes, rows, index, label in ((left, grow_n, 0, "N (p = 16)"),
                                  (right, grow_p, 1, "p (N = 64)")):
@@ -311,7 +329,8 @@ plt.show()
 """, "speed-live-check", "nbval-ignore-output", "hide-input")
 
 md(r"""
-The loops' curve rises twice as steeply in N as in p (N² p), the matrix form's hardly at all
+The loops' curve rises about twice as steeply in N as in p (N² p; the exponents fitted to
+the last three sizes are printed and bounded above), the matrix form's hardly at all
 at these sizes: for arrays of a few thousand entries its time is the fixed cost of its NumPy
 calls and input checks, a fraction of a millisecond.
 
@@ -396,15 +415,15 @@ md(r"""
 ## PyTorch's threads on a shared machine
 
 NumPy runs each element-wise operation on one thread; PyTorch splits its batch-norm kernels
-over all the threads it was given ({glue:text}`speed-torch-threads` here, one per core). On
-an idle machine that is up to twice as fast. On a machine whose cores other processes are
-using, a parallel region waits for its slowest thread, and a thread that the operating system
-has descheduled costs a scheduler time slice, milliseconds, even for tiny arrays: this is why
-the stored PyTorch times with default threads at small sizes are far above the one-thread
-times, and why the ratios against PyTorch on one thread are the ones that compare like with
-like when the load average was high. The spinning goes on after a call returns, too, and slows
-whatever runs next on the same cores: interleaved with PyTorch on its default threads, the
-matrix form took about twice as long. So the harness times each size in two interleaved
+over all the threads it was given ({glue:text}`speed-torch-threads` here, one per core), so
+at large sizes on an idle machine it can use both cores where NumPy uses one. On a machine
+whose cores other processes are using, a parallel region waits for its slowest thread, and a
+thread that the operating system has descheduled costs a scheduler time slice, milliseconds,
+even for tiny arrays: in runs made while other work shared the cores, PyTorch's
+default-thread times were many times its one-thread times, which is why the ratios against
+PyTorch on one thread are the ones that compare like with like when the load average was
+high. The spinning goes on after a call returns, too, and slows whatever runs next on the
+same cores. So the harness times each size in two interleaved
 groups, the single-threaded implementations (loops, matrix form, copy) with PyTorch on one
 thread, then the matrix form with PyTorch on its default threads, and takes each ratio
 within its group. The JSON records the load average at the start and the
@@ -425,7 +444,9 @@ puts the inputs on the first GPU as torch tensors, runs the library's `forward` 
 (N = 4096, 16 384 and 65 536, p = 1024, float32 and float64, with `torch.cuda.synchronize()`
 before each reading of the clock and the peak of `torch.cuda.max_memory_allocated()`), and
 writes `benchmarks/results/cuda.json` with the device named. Without a CUDA build of PyTorch
-and a visible GPU it stops with a message saying so.
+and a visible GPU it stops with a message saying so; `requirements.txt` pins the CPU build,
+so on a GPU machine install a CUDA build of the same PyTorch version into `.venv` first. The
+CUDA path of the harness has not yet been run on a GPU.
 """, "speed-threads-gpu-md")
 
 md(r"""

@@ -65,7 +65,8 @@ columns and give one number per feature.
 '''))
 
 add(code(r'''
-X = rng.standard_normal((4, 3))  # N = 4 samples, p = 3 features
+N, p = 4, 3  # samples, features
+X = rng.standard_normal((N, p))
 print(X.shape, X.mean(axis=0).shape)
 '''))
 
@@ -175,7 +176,7 @@ library takes `ddof=1`. The book writes $d$ for `ddof`.
 add(code(r'''
 mu, var = X.mean(axis=0), X.var(axis=0)  # divides by N
 compare("variance with ddof=1 vs N/(N - 1) × population variance",
-        X.var(axis=0, ddof=1), var * 4 / 3, bound=1e-14)
+        X.var(axis=0, ddof=1), var * N / (N - 1), bound=1e-14)
 Y1, _ = forward(X, gamma, beta, ddof=1)
 _ = compare("forward with ddof=1 vs the formula",
             Y1, gamma * (X - mu) / np.sqrt(X.var(axis=0, ddof=1) + 1e-5) + beta,
@@ -216,7 +217,9 @@ $h$ is.
 '''))
 
 add(code(r'''
-print(np.finfo(np.float64).eps, np.finfo(np.float32).eps)
+eps64, eps32 = np.finfo(np.float64).eps, np.finfo(np.float32).eps
+print(f"machine epsilon: float64 {eps64:.3e}, float32 {eps32:.3e}")
+assert eps64 == 2.0**-52 and eps32 == 2.0**-23
 '''))
 
 add(md(r'''
