@@ -308,9 +308,10 @@ def exponent(rows, index):
 
 
 slope_n, slope_p = exponent(grow_n, 0), exponent(grow_p, 1)
-print(f"loops' growth exponent in N: {slope_n:.2f} (bound 1.6 to 2.3), "
-      f"in p: {slope_p:.2f} (bound 0.8 to 1.2)")
-assert 1.6 <= slope_n <= 2.3 and 0.8 <= slope_p <= 1.2
+# generous bounds (timings on a shared machine): they separate N² from N and from p
+print(f"loops' growth exponent in N: {slope_n:.2f} (bound 1.4 to 2.5), "
+      f"in p: {slope_p:.2f} (bound 0.6 to 1.4)")
+assert 1.4 <= slope_n <= 2.5 and 0.6 <= slope_p <= 1.4
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
 for axes, rows, index, label in ((left, grow_n, 0, "N (p = 16)"),
