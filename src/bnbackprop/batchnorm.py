@@ -490,6 +490,19 @@ def _output_xp(xp, xhat, gamma, beta, out_dtype, what: str):
     return Y
 
 
+def _prepare(X, axis, **vectors):
+    """Check X and ``axis`` and each per-feature vector, in X's array library and compute dtype.
+
+    Returns ``(xp, namespace, X, axes, dtype, *vectors)``: ``xp`` is None for NumPy input.
+    """
+    xp = _arrays.foreign_namespace(X)
+    X, axes = _check_input(xp, X, axis)
+    namespace = np if xp is None else xp
+    dtype = _compute_dtype(namespace, X.dtype)
+    checked = [_check_vector(xp, value, name, X, axes, dtype) for name, value in vectors.items()]
+    return (xp, namespace, X, axes, dtype, *checked)
+
+
 def forward(
     X,
     gamma,
@@ -511,12 +524,7 @@ def forward(
     output, mismatched shapes or unknown options.
     """
     eps, ddof, eps_placement = _check_options(eps, ddof, eps_placement)
-    xp = _arrays.foreign_namespace(X)
-    X, axes = _check_input(xp, X, axis)
-    namespace = np if xp is None else xp
-    dtype = _compute_dtype(namespace, X.dtype)
-    gamma = _check_vector(xp, gamma, "gamma", X, axes, dtype)
-    beta = _check_vector(xp, beta, "beta", X, axes, dtype)
+    xp, namespace, X, axes, dtype, gamma, beta = _prepare(X, axis, gamma=gamma, beta=beta)
     _batch_size(X, axes, ddof, "training-mode batch norm")
     gamma_b, beta_b = (_expand(namespace, v, X.ndim, axes) for v in (gamma, beta))
     if xp is None:
@@ -558,14 +566,9 @@ def forward_inference(
     changing them afterwards does not change the cache. x̂ or Y that would overflow raises.
     """
     eps, _, eps_placement = _check_options(eps, 0, eps_placement)
-    xp = _arrays.foreign_namespace(X)
-    X, axes = _check_input(xp, X, axis)
-    namespace = np if xp is None else xp
-    dtype = _compute_dtype(namespace, X.dtype)
-    gamma = _check_vector(xp, gamma, "gamma", X, axes, dtype)
-    beta = _check_vector(xp, beta, "beta", X, axes, dtype)
-    mean = _check_vector(xp, mean, "mean", X, axes, dtype)
-    var = _check_vector(xp, var, "var", X, axes, dtype)
+    xp, namespace, X, axes, dtype, gamma, beta, mean, var = _prepare(
+        X, axis, gamma=gamma, beta=beta, mean=mean, var=var
+    )
     if bool(namespace.any(var < 0)):
         raise ValueError(f"var must be >= 0, got minimum {float(namespace.min(var))}")
     features = _feature_shape(tuple(X.shape), axes)
