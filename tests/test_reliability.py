@@ -32,6 +32,8 @@ def test_stepwise_backward_refuses_another_eps_and_tampered_values():
         stepwise.backward_steps(DY, values, eps=0.1)
     with pytest.raises(ValueError, match="changed after forward_steps"):
         stepwise.backward_steps(DY, {**values, "eps": 0.1})
+    with pytest.raises(ValueError, match="forward_steps"):
+        stepwise.backward_steps(DY, {k: v for k, v in values.items() if k != "eps"})
 
 
 def test_stepwise_forward_copies_X():
