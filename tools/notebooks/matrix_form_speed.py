@@ -379,9 +379,6 @@ f64 = next(row for row in stored["traffic"] if row["dtype"] == "float64")
 glue("speed-api-passes", rounded(f64["passes"], 2), display=False)
 glue("speed-f64-over-minimum", rounded(f64["measured_s"] / f64["minimum_s"], 2),
      display=False)
-glue("speed-f64-bandwidth-passes",
-     rounded(f64["minimum_passes"] * f64["measured_s"] / f64["minimum_s"], 2),
-     display=False)
 """, "speed-traffic", "hide-input")
 
 md(r"""
