@@ -28,3 +28,16 @@ def test_figure_draws_a_box_per_value():
     labels = {text.get_text() for text in fig.axes[0].texts}
     assert {"X", "μ", "xmu", "sq", "var", "sqrtvar", "ivar", "xhat", "gammax", "out", "γ", "β"} <= labels
     assert {str(k) for k in range(1, 11)} <= labels
+
+
+def test_use_book_style_sets_the_rc_parameters():
+    import matplotlib as mpl
+
+    before = dict(mpl.rcParams)
+    try:
+        mpl.rcParams["font.size"] = 7.0
+        figures.use_book_style()
+        assert mpl.rcParams["font.size"] == figures.BOOK_STYLE["font.size"]
+        assert tuple(mpl.rcParams["figure.figsize"]) == figures.BOOK_STYLE["figure.figsize"]
+    finally:
+        mpl.rcParams.update(before)

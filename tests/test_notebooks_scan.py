@@ -11,7 +11,7 @@ executed) and fails on
     line but contains no ``assert`` and no call of a checking helper, so that
     the bound the line reports is not enforced in the same cell;
 (c) a chapter that does not end with an Exercises section whose solution
-    cells are hidden on the page (``hide-input``) and check themselves.
+    cells are hidden on the page with their outputs (``hide-cell``) and check themselves.
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ def exercise_problems(path: Path) -> list[str]:
     solutions = [(i, cell) for i, cell in enumerate(cells) if i > headings[-1] and cell.cell_type == "code"]
     if not solutions:
         return ["the Exercises section has no solution cell"]
-    problems = [f"cell {i}: solution not hidden (hide-input)" for i, cell in solutions
-                if "hide-input" not in cell.metadata.get("tags", [])]
+    problems = [f"cell {i}: solution not hidden with its output (hide-cell)" for i, cell in solutions
+                if "hide-cell" not in cell.metadata.get("tags", [])]
     problems += [f"cell {i}: solution checks nothing" for i, cell in solutions if not CHECKING_CALL.search(cell.source)]
     return problems
 
@@ -135,10 +135,12 @@ def test_the_exercise_check_can_fail(tmp_path: Path) -> None:
         return path
 
     heading = nbformat.v4.new_markdown_cell("## Exercises\n\n1. Show that ...")
-    hidden = nbformat.v4.new_code_cell("assert x == 1", metadata={"tags": ["hide-input"]})
+    hidden = nbformat.v4.new_code_cell("assert x == 1", metadata={"tags": ["hide-cell"]})
     assert exercise_problems(chapter(nbformat.v4.new_markdown_cell("# A chapter"))) == ["no '## Exercises' section"]
     assert exercise_problems(chapter(heading, hidden)) == []
     visible = nbformat.v4.new_code_cell("assert x == 1")
-    assert exercise_problems(chapter(heading, visible)) == ["cell 1: solution not hidden (hide-input)"]
-    unchecked = nbformat.v4.new_code_cell("print(x)", metadata={"tags": ["hide-input"]})
+    assert exercise_problems(chapter(heading, visible)) == ["cell 1: solution not hidden with its output (hide-cell)"]
+    unchecked = nbformat.v4.new_code_cell("print(x)", metadata={"tags": ["hide-cell"]})
+    half_hidden = nbformat.v4.new_code_cell("assert x == 1", metadata={"tags": ["hide-input"]})
+    assert exercise_problems(chapter(heading, half_hidden)) == ["cell 1: solution not hidden with its output (hide-cell)"]
     assert exercise_problems(chapter(heading, unchecked)) == ["cell 1: solution checks nothing"]
