@@ -142,5 +142,7 @@ def test_the_exercise_check_can_fail(tmp_path: Path) -> None:
     assert exercise_problems(chapter(heading, visible)) == ["cell 1: solution not hidden with its output (hide-cell)"]
     unchecked = nbformat.v4.new_code_cell("print(x)", metadata={"tags": ["hide-cell"]})
     half_hidden = nbformat.v4.new_code_cell("assert x == 1", metadata={"tags": ["hide-input"]})
-    assert exercise_problems(chapter(heading, half_hidden)) == ["cell 1: solution not hidden with its output (hide-cell)"]
+    assert exercise_problems(chapter(heading, half_hidden)) == [
+        "cell 1: solution not hidden with its output (hide-cell)"
+    ]
     assert exercise_problems(chapter(heading, unchecked)) == ["cell 1: solution checks nothing"]

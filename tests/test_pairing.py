@@ -64,7 +64,8 @@ def test_pair_holds_the_same_cells(path):
     for number, (a, b) in enumerate(zip(text, executed, strict=True)):
         assert a == b, (
             f"{path.stem}, cell {number}: the .md and the .ipynb differ; "
-            f"run tools/run_notebook.py {path.with_suffix('.md').relative_to(ROOT)}\n.md:   {a!r:.300}\n.ipynb: {b!r:.300}"
+            f"run tools/run_notebook.py {path.with_suffix('.md').relative_to(ROOT)}\n"
+            f".md:   {a!r:.300}\n.ipynb: {b!r:.300}"
         )
 
 
@@ -72,7 +73,6 @@ def test_the_pairing_check_can_fail(tmp_path):
     """The comparison above sees a one-character edit."""
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell("Text.")]
-    edited = nbformat.from_dict(nb)
     edited = jupytext.reads(jupytext.writes(nb, fmt="md:myst").replace("x = 1", "x = 2"), fmt="md:myst")
     assert _cells(edited) != _cells(nb)
     assert _cells(jupytext.reads(jupytext.writes(nb, fmt="md:myst"), fmt="md:myst")) == _cells(nb)
