@@ -301,8 +301,8 @@ def _require_finite_anywhere(namespace, A, name: str, what: str) -> None:
     else:
         _arrays.require_finite(namespace, A, name)
     raise ValueError(
-        f"{name}: {what} is not finite: {name} on another process holds NaN or inf (the error names it there), "
-        "or the sum overflows; rescale"
+        f"{name}: {what} is not finite: on another process {name} holds NaN or inf or was refused (the error is "
+        "raised there), or the sum overflows"
     )
 
 
