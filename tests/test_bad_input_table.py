@@ -615,6 +615,8 @@ EXEMPT = {
     "question_as_published": AS_PUBLISHED,
     "optim_as_published": AS_PUBLISHED,
     "digits_as_published": AS_PUBLISHED,
+    "distributed_pitfalls": "historical bugs reconstructed on purpose, for the chapter to catch (module docstring: "
+    "nothing here is meant for use)",
     "batchnorm.BatchNormCache": RECORD,
     "batchnorm.BatchNormCache.batch_size": RECORD,
     "batchnorm.BatchNormCache.inv_std": STORED,

@@ -687,6 +687,8 @@ def run_processes(function, world_size: int, *args, timeout: float = 120.0, coll
                 errors[rank] = payload
     finally:
         for process in processes:
+            if process.pid is None:  # never started: starting an earlier one failed
+                continue
             process.join(timeout=max(0.0, min(5.0, deadline - time.monotonic())) + 1.0)
             if process.is_alive():
                 process.terminate()
