@@ -306,10 +306,17 @@ def _require_finite_anywhere(namespace, A, name: str, what: str) -> None:
     )
 
 
+def _full(namespace, shape, value, dtype, *, like):
+    """An array of ``value`` in the library (and on the device) of ``like``."""
+    if namespace is np:
+        return np.full(shape, value, dtype=dtype)
+    return namespace.full(shape, value, dtype=dtype, device=_arrays.device_of(like))
+
+
 def _local_extremes(namespace, X, axes, n_local: int, features, dtype):
     """Per-feature max and -min of this shard (-inf for an empty shard)."""
     if n_local == 0:
-        lowest = namespace.full(features, -math.inf, dtype=dtype)
+        lowest = _full(namespace, features, -math.inf, dtype, like=X)
         return lowest, lowest
     return namespace.max(X, axis=axes), -namespace.min(X, axis=axes)
 
@@ -336,7 +343,7 @@ def _settle_untrusted(namespace, X, axes, n, n_local, features, mean, var, dtype
     high, neg_low = _local_extremes(namespace, X, axes, n_local, features, dtype)
     m = int(namespace.sum(namespace.astype(suspect, namespace.int64))) if namespace is not np else int(suspect.sum())
     extremes = _all_reduce(_flat(namespace, [high[suspect], neg_low[suspect]]), group, "max")  # collective 4
-    constant = namespace.zeros(features, dtype=namespace.bool) if namespace is not np else np.zeros(features, bool)
+    constant = _full(namespace, features, False, namespace.bool, like=X)
     value = namespace.zeros_like(mean)
     constant[suspect] = extremes[:m] == -extremes[m:]
     value[suspect] = extremes[:m]
@@ -492,7 +499,7 @@ def backward(dY, cache: DistributedCache):
             dgamma = _sum(namespace, dY * xhat, axes) if xp is not None else _sum_of_products(dY, xhat, axes)
             buffer = _flat(namespace, [dbeta, dgamma])
         else:  # take part all the same, so that the others raise instead of waiting: NaN marks the failure
-            buffer = namespace.full((2 * p,), math.nan, dtype=xhat.dtype)
+            buffer = _full(namespace, (2 * p,), math.nan, xhat.dtype, like=xhat)
         _all_reduce(buffer, cache.group)  # the backward pass's one collective
         if failure is not None:
             raise failure
