@@ -7,7 +7,7 @@ batch are sums over shards of sums over rows, so every process computes the sums
 own rows and the collectives add them up:
 
 * forward: the count N = Σ n_k, the mean μ = Σ_k 1ᵀX_k / N, then the centred sums
-  Σ_k 1ᵀ(X_k - μ) and Σ_k 1ᵀ(X_k - μ)², from which :func:`bnbackprop.batchnorm._corrected`
+  Σ_k 1ᵀ(X_k - μ) and Σ_k 1ᵀ(X_k - μ)², from which ``batchnorm._corrected``
   makes the variance exactly as the single-process library does (corrected two-pass);
 * backward: the two per-feature sums 1ᵀdY and 1ᵀ(dY ⊙ X̂) over all processes; with them
   and N each process computes its own rows of dX with the single-process formula.
@@ -468,12 +468,14 @@ def backward(dY, cache: DistributedCache):
     ``L`` is the sum over processes of each process's loss. ``dX`` is this shard's rows of
     the whole batch's ∂L/∂X: the single-process formula of :func:`bnbackprop.batchnorm.backward`
     with the whole batch's N and with 1ᵀdY and 1ᵀ(dY ⊙ x̂) summed over all processes by one
-    all-reduce of 2p values. ``dgamma`` and ``dbeta`` are this process's contributions
-    1ᵀdY_k ⊙ ... over its own rows only, not the all-reduced sums: their sum over processes
+    all-reduce of 2p values. ``dgamma`` and ``dbeta`` are this process's contributions, the
+    sums over its own rows 1ᵀ(dY_k ⊙ x̂_k) and 1ᵀdY_k, not the all-reduced sums: their sum over processes
     is the whole batch's gradient, and that sum is what data-parallel training performs on
     every parameter gradient anyway. ``DistributedDataParallel`` all-reduces and divides by
     the number of processes K, so with each process's loss the mean over its own shard, γ
-    and β get the same average as every other parameter. Returning the all-reduced sums
+    and β get the same average as every other parameter (that average is the whole batch's
+    mean loss only when the shards are equal: with unequal shards, scale process k's mean loss
+    by K·n_k/N). Returning the all-reduced sums
     instead would have them reduced twice, K times too large (nnabla#1120).
     """
     if not isinstance(cache, DistributedCache):
@@ -544,12 +546,12 @@ def _to_numpy(value) -> np.ndarray:
 class SyncBatchNorm(batchnorm.BatchNorm):
     """:class:`bnbackprop.batchnorm.BatchNorm` whose training statistics span all processes of ``group``.
 
-    In training mode :meth:`forward` normalises with :func:`forward` and updates the running
+    In training mode :meth:`forward` normalises with :func:`bnbackprop.distributed.forward` and updates the running
     statistics with the whole batch's mean and variance, the variance made unbiased with the
     whole batch's count N (not this process's: pytorch#22192), so the running statistics
     are those of ``BatchNorm`` run on the whole batch and the same on every process. In
     eval mode it normalises locally with the running statistics (no communication).
-    :meth:`backward` returns this process's ``dgamma`` and ``dbeta`` (see :func:`backward`).
+    :meth:`backward` returns this process's ``dgamma`` and ``dbeta`` (see :func:`bnbackprop.distributed.backward`).
     """
 
     def __init__(
