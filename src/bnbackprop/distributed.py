@@ -49,6 +49,7 @@ import pickle
 import queue
 import socket
 import struct
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -619,6 +620,8 @@ def free_port() -> int:
 def _worker(function, rank: int, world_size: int, port: int, collective_timeout: float, args: tuple, results) -> None:
     """One spawned process: join the gloo group on 127.0.0.1, run ``function``, report to the parent."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+    if sys.platform.startswith("linux"):  # gloo connects over loopback too, whatever the hostname resolves to
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     try:
         torch, dist = _torch()
         torch.set_num_threads(1)
@@ -640,8 +643,6 @@ def _module_level(function) -> bool:
     module = getattr(function, "__module__", None)
     qualname = getattr(function, "__qualname__", "")
     if module == "__main__":  # a script can be re-imported by the new processes; a notebook cannot
-        import sys
-
         return callable(function) and hasattr(sys.modules["__main__"], "__file__") and "<" not in qualname
     return callable(function) and module is not None and "<" not in qualname
 
