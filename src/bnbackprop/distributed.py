@@ -177,6 +177,8 @@ def _flat(namespace, arrays):
 # ---------------------------------------------------------------------------------------
 # the descriptor: each process's shape, count, dtype and options, checked on every process
 
+# one int64 row per process: [failed, count n_k, ndim, bit mask of the reduced axes, dtype code, ddof,
+# eps placement (0 inside, 1 outside), the bits of eps as a float64, reserved (0), the shape padded to 8 dims]
 _MAX_DIMS = 8
 _DTYPE_CODES = {"float16": 1, "bfloat16": 2, "float32": 3, "float64": 4}
 _DESCRIPTOR_SIZE = 9 + _MAX_DIMS
