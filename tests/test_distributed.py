@@ -11,6 +11,7 @@ one-process runs check that ``run_processes`` reports a failing and a hanging fu
 
 from __future__ import annotations
 
+import socket
 import time
 
 import numpy as np
@@ -277,9 +278,26 @@ def _sleep(rank, world_size):
     time.sleep(600)
 
 
-def test_run_processes_reports_a_failing_function():
-    with pytest.raises(RuntimeError, match=r"(?s)process 0 failed.*ValueError: process 0 of 1 refuses on purpose"):
-        distributed.run_processes(_raise, 1, timeout=120)
+def test_run_processes_retries_a_taken_port_and_reports_a_failing_function(monkeypatch):
+    """The first port offered is already taken: the group cannot start there, run_processes starts it
+    again on another port, where the function fails and its traceback comes back."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    offered = []
+    free_port = distributed.free_port
+
+    def first_taken():
+        offered.append(taken.getsockname()[1] if not offered else free_port())
+        return offered[-1]
+
+    monkeypatch.setattr(distributed, "free_port", first_taken)
+    try:
+        with pytest.raises(RuntimeError, match=r"(?s)process 0 failed.*ValueError: process 0 of 1 refuses on purpose"):
+            distributed.run_processes(_raise, 1, timeout=120)
+    finally:
+        taken.close()
+    assert len(offered) == 2 and offered[0] != offered[1]
 
 
 def test_run_processes_terminates_a_function_that_hangs():

@@ -649,39 +649,23 @@ def _module_level(function) -> bool:
     return callable(function) and module is not None and "<" not in qualname
 
 
-def run_processes(function, world_size: int, *args, timeout: float = 120.0, collective_timeout: float = 30.0) -> list:
-    """Run ``function(rank, world_size, *args)`` in ``world_size`` new processes; return the results by rank.
+_PORT_TAKEN = "address already in use"
+_GRACE = 10.0  # seconds the others get to report once one process has failed
 
-    The processes are started with the 'spawn' method and joined by a ``torch.distributed``
-    gloo group on 127.0.0.1 (MASTER_ADDR=127.0.0.1, a free port), with ``collective_timeout``
-    seconds for every collective; each uses one thread. ``function`` must be defined at
-    module level of an importable module or script (the new processes import it: not in a
-    notebook, not a lambda), and its arguments and result must pickle. After ``timeout`` seconds in
-    all, processes still running are terminated and ``RuntimeError`` is raised, as it is
-    when a process fails (with its traceback): a failure never hangs the caller.
-    """
-    if not _module_level(function):
-        raise TypeError(
-            "function must be a function defined at module level of an importable module (the spawned processes "
-            f"import it by name), got {getattr(function, '__qualname__', function)!r}"
-        )
-    world_size = require_int(world_size, "world_size", minimum=1)
-    for name, value in (("timeout", timeout), ("collective_timeout", collective_timeout)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+
+def _launch(function, world_size: int, args: tuple, collective_timeout: float, deadline: float):
+    """Start the processes, collect what they report until ``deadline``, and make sure none is left running."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     port = free_port()
     processes = [
         context.Process(
-            target=_worker, args=(function, rank, world_size, port, float(collective_timeout), args, results),
-            daemon=True,
+            target=_worker, args=(function, rank, world_size, port, collective_timeout, args, results), daemon=True
         )
         for rank in range(world_size)
     ]
     values: dict[int, object] = {}
     errors: dict[int, str] = {}
-    deadline = time.monotonic() + timeout
     try:
         for process in processes:
             process.start()
@@ -692,11 +676,15 @@ def run_processes(function, world_size: int, *args, timeout: float = 120.0, coll
                 for rank, process in enumerate(processes):
                     if rank not in values and rank not in errors and process.exitcode not in (None, 0):
                         errors[rank] = f"process {rank} exited with code {process.exitcode} without reporting"
+                        deadline = min(deadline, time.monotonic() + _GRACE)
                 continue
             if ok:
                 values[rank] = pickle.loads(payload)
             else:
                 errors[rank] = payload
+                if _PORT_TAKEN in payload.lower():
+                    break
+                deadline = min(deadline, time.monotonic() + _GRACE)  # the others may be waiting for it
     finally:
         for process in processes:
             if process.pid is None:  # never started: starting an earlier one failed
@@ -709,10 +697,43 @@ def run_processes(function, world_size: int, *args, timeout: float = 120.0, coll
                 process.kill()
                 process.join(timeout=5.0)
         results.close()
+    return values, errors
+
+
+def run_processes(function, world_size: int, *args, timeout: float = 120.0, collective_timeout: float = 30.0) -> list:
+    """Run ``function(rank, world_size, *args)`` in ``world_size`` new processes; return the results by rank.
+
+    The processes are started with the 'spawn' method and joined by a ``torch.distributed``
+    gloo group on 127.0.0.1 (MASTER_ADDR=127.0.0.1, a free port), with ``collective_timeout``
+    seconds for every collective; each uses one thread. ``function`` must be defined at
+    module level of an importable module or script (the new processes import it: not in a
+    notebook, not a lambda), and its arguments and result must pickle. After ``timeout`` seconds in
+    all, processes still running are terminated and ``RuntimeError`` is raised, as it is
+    when a process fails (with its traceback; the others get 10 s more to report, then are
+    terminated): a failure never hangs the caller. If the free port was taken before the
+    group could bind it, the processes are started once more on another port.
+    """
+    if not _module_level(function):
+        raise TypeError(
+            "function must be a function defined at module level of an importable module (the spawned processes "
+            f"import it by name), got {getattr(function, '__qualname__', function)!r}"
+        )
+    world_size = require_int(world_size, "world_size", minimum=1)
+    for name, value in (("timeout", timeout), ("collective_timeout", collective_timeout)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    deadline = time.monotonic() + timeout
+    for attempt in range(2):  # a second try only when the free port was taken before rank 0 could bind it
+        values, errors = _launch(function, world_size, args, float(collective_timeout), deadline)
+        if not any(_PORT_TAKEN in message.lower() for message in errors.values()) or attempt == 1:
+            break
     missing = [rank for rank in range(world_size) if rank not in values and rank not in errors]
     if errors or missing:
         report = [f"--- process {rank} failed:\n{errors[rank]}" for rank in sorted(errors)]
         if missing:
-            report.append(f"--- process(es) {missing} did not finish within timeout={timeout} s and were terminated")
+            report.append(
+                f"--- process(es) {missing} did not finish within timeout={timeout} s (or {_GRACE:.0f} s after "
+                "another process failed) and were terminated"
+            )
         raise RuntimeError(f"run_processes({getattr(function, '__qualname__', function)}): \n" + "\n".join(report))
     return [values[rank] for rank in range(world_size)]
