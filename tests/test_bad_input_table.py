@@ -25,6 +25,7 @@ from bnbackprop import (
     bias_example,
     canon,
     data,
+    distributed,
     experiments,
     figures,
     gradcheck,
@@ -61,6 +62,12 @@ def trained_cache():
 
 def bn_layer():
     layer = batchnorm.BatchNorm(3)
+    layer.forward(X)
+    return layer
+
+
+def sync_layer_in_eval():
+    layer = distributed.SyncBatchNorm(3).eval()
     layer.forward(X)
     return layer
 
@@ -154,6 +161,26 @@ TABLE = [
      "running_var"),
     ("batchnorm.BatchNorm.running_var", "set to inf", lambda: set_bn("running_var", np.full(3, np.inf)), ValueError,
      "running_var"),
+    # distributed (no process group in this process: what is checked before any communication)
+    ("distributed.forward", "no process group", lambda: distributed.forward(X, GAMMA, BETA), RuntimeError, "group"),
+    ("distributed.forward", "group not a ProcessGroup", lambda: distributed.forward(X, GAMMA, BETA, group="world"),
+     TypeError, "group"),
+    ("distributed.backward", "not a cache", lambda: distributed.backward(DY, trained_cache()), TypeError, "cache"),
+    ("distributed.SyncBatchNorm", "momentum above 1", lambda: distributed.SyncBatchNorm(3, momentum=2.0), ValueError,
+     "momentum"),
+    ("distributed.SyncBatchNorm", "group a string", lambda: distributed.SyncBatchNorm(3, group="world"), TypeError,
+     "group"),
+    ("distributed.SyncBatchNorm.forward", "no process group", lambda: distributed.SyncBatchNorm(3).forward(X),
+     RuntimeError, "group"),
+    ("distributed.SyncBatchNorm.forward", "wrong width in eval mode", lambda: distributed.SyncBatchNorm(2).eval()(X),
+     ValueError, "gamma"),
+    ("distributed.SyncBatchNorm.backward", "dY shape", lambda: sync_layer_in_eval().backward(DY[:2]), ValueError, "dY"),
+    ("distributed.run_processes", "a lambda", lambda: distributed.run_processes(lambda r, k: r, 2), TypeError,
+     "function"),
+    ("distributed.run_processes", "no processes", lambda: distributed.run_processes(np.sum, 0), ValueError,
+     "world_size"),
+    ("distributed.run_processes", "negative timeout", lambda: distributed.run_processes(np.sum, 2, timeout=-1.0),
+     ValueError, "timeout"),
     # canon
     ("canon.ioffe_szegedy_backward", "dY shape", lambda: canon.ioffe_szegedy_backward(DY[:3], X, GAMMA), ValueError,
      "dY"),
@@ -588,6 +615,8 @@ EXEMPT = {
     "question_as_published": AS_PUBLISHED,
     "optim_as_published": AS_PUBLISHED,
     "digits_as_published": AS_PUBLISHED,
+    "distributed_pitfalls": "historical bugs reconstructed on purpose, for the chapter to catch (module docstring: "
+    "nothing here is meant for use)",
     "batchnorm.BatchNormCache": RECORD,
     "batchnorm.BatchNormCache.batch_size": RECORD,
     "batchnorm.BatchNormCache.inv_std": STORED,
@@ -595,9 +624,15 @@ EXEMPT = {
     "batchnorm.BatchNorm.eval": "takes no argument",
     "benchmarking.cpu_model": "takes no argument: it reads /proc/cpuinfo",
     "benchmarking.machine_info": "takes no argument: it reports the machine and library versions",
+    "distributed.Collective": RECORD,
+    "distributed.DistributedCache": RECORD + "; distributed.backward checks that it gets one (in the table)",
+    "distributed.DistributedCache.batch_size": RECORD,
+    "distributed.record_collectives": "takes no argument: it yields the list it records into",
+    "distributed.free_port": "takes no argument: the system picks the port",
     "canon.IoffeSzegedyGradients": RECORD,
     "canon.MakemoreCache": RECORD + "; makemore_backward checks that it gets one (in the table)",
     "data.Split": RECORD + " (the loaders build it from their own arrays)",
+    "figures.use_book_style": "takes no argument: it sets matplotlib's style for the book's figures",
     "experiments.machine_info": "takes no argument: it reports the machine and library versions",
     "network.Sequential.input_features": STORED,
     "network.Sequential.eval": "takes no argument",
