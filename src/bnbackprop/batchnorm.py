@@ -540,8 +540,8 @@ def forward(
     engine = _check_engine(engine)
     xp, namespace, X, axes, dtype, gamma, beta = _prepare(X, axis, gamma=gamma, beta=beta)
     _batch_size(X, axes, ddof, "training-mode batch norm")
-    if fused.choose(engine, X, axes):
-        result = fused.forward(X, gamma, beta, axes, ddof, eps, eps_placement)
+    if fused._use_kernel(engine, X, axes):
+        result = fused._forward(X, gamma, beta, axes, ddof, eps, eps_placement)
         if result is not None:
             Y, xhat, mean, var, sigma, inv_denom = result
             return Y, _finish_cache(np, X, xhat, mean, var, sigma, inv_denom, gamma, eps, ddof, axes, eps_placement,
@@ -653,11 +653,11 @@ def backward(dY, cache: BatchNormCache, *, engine: Engine = "auto"):
     require_shape(dY, tuple(cache.xhat.shape), "dY", "the shape of X in the forward pass")
     if xp is None:
         if engine != "numpy":
-            grads = fused.backward(dY, cache, engine)
+            grads = fused._backward(dY, cache, engine)
             if grads is not None:
                 return grads
         return _backward_numpy(dY, cache)
-    fused.choose(engine, cache.xhat, cache.axis)  # engine="fused" raises: the kernel takes NumPy arrays
+    fused._use_kernel(engine, cache.xhat, cache.axis)  # engine="fused" raises: the kernel takes NumPy arrays
     with np.errstate(all="ignore"):
         return _backward_xp(xp, dY, cache)
 

@@ -93,7 +93,7 @@ def _unsupported(X: object, axes: tuple[int, ...]) -> str | None:
     return None
 
 
-def choose(engine: str, X: object, axes: tuple[int, ...]) -> bool:
+def _use_kernel(engine: str, X: object, axes: tuple[int, ...]) -> bool:
     """Whether to run the kernel on X for ``engine`` (checked by the caller); ``"fused"`` raises
     ``ValueError`` saying why when the kernel cannot take X."""
     if engine == "numpy":
@@ -104,11 +104,11 @@ def choose(engine: str, X: object, axes: tuple[int, ...]) -> bool:
     return why is None
 
 
-def forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axes: tuple[int, ...], ddof: int, eps: float,
+def _forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axes: tuple[int, ...], ddof: int, eps: float,
             eps_placement: str):
     """Y, x̂ and the statistics (mean, var, σ, 1/denominator, one entry per feature), or None
     when the NumPy path must do it. The arguments were checked by the caller; X is one that
-    :func:`choose` accepted, ``gamma`` and ``beta`` are per-feature arrays of X's dtype."""
+    :func:`_use_kernel` accepted, ``gamma`` and ``beta`` are per-feature arrays of X's dtype."""
     rows, transposed = _as_rows(X, axes)
     n, p = rows.shape
     dtype = X.dtype
@@ -137,7 +137,7 @@ def forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axes: tuple[int,
     return Y, xhat, mean, var, sigma, inv_denom
 
 
-def backward(dY: np.ndarray, cache, engine: str):
+def _backward(dY: np.ndarray, cache, engine: str):
     """(dX, dγ, dβ) from the kernel, or None when the NumPy path must do it. ``dY`` was checked
     by the caller (a NumPy array of X's shape); with ``engine="fused"`` a cache or dY the kernel
     cannot take raises ``ValueError`` saying why."""
