@@ -120,7 +120,8 @@ def _forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axes: tuple[int
     xhat = np.empty_like(rows)
     Y = np.empty_like(rows)
     stats = np.empty((4, p))
-    problems = _kernels().forward_rows(
+    kernels = _kernels()
+    problems = (kernels.forward_rows if chunks > 1 else kernels.forward_rows_serial)(
         rows, gamma_rows, beta_rows, chunks, block, ddof, float(eps), eps_placement == "inside",
         float(info.smallest_normal), float(info.eps), float(info.max), xhat, Y, stats,
     )
@@ -174,7 +175,8 @@ def _backward(dY: np.ndarray, cache, engine: str):
     dX = np.empty_like(rows)
     sums = np.empty((2, p), dtype=dtype)
     chunks, _ = _layout(n, p, dtype.itemsize)
-    problems = _kernels().backward_rows(
+    kernels = _kernels()
+    problems = (kernels.backward_rows if chunks > 1 else kernels.backward_rows_serial)(
         dY_rows, rows, in_rows(scale), in_rows(cache.kappa), chunks, n - cache.ddof, float(np.finfo(dtype).max),
         dX, sums,
     )
