@@ -168,12 +168,12 @@ def _make(parallel: bool):
 
 
     @njit(parallel=parallel, cache=True, nogil=True)
-    def backward_rows(dY, xhat, scale, kappa, chunks, n_minus_ddof, largest, dX, sums):
-        """dβ = Σ dY, dγ = Σ dY ⊙ x̂ and dX = scale ⊙ (dY - dβ/N - κ x̂ dγ/(N - ddof)).
+    def backward_rows(dY, xhat, gamma, inv_denom, kappa, chunks, n_minus_ddof, largest, dX, sums):
+        """dβ = Σ dY, dγ = Σ dY ⊙ x̂ and dX = γ/denominator ⊙ (dY - dβ/N - κ x̂ dγ/(N - ddof)).
 
-        ``scale`` is γ/denominator per feature; ``sums`` (2 × p, X's dtype) receives dβ and dγ.
-        Returns the number of problems (a sum beyond ``largest``, the dtype's largest number, or
-        a dX that is not finite); 0 when done.
+        ``sums`` (2 × p, X's dtype) receives dβ and dγ. Returns the number of problems (a sum
+        beyond ``largest``, the dtype's largest number, γ/denominator or a dX that is not
+        finite); 0 when done.
         """
         n, p = dY.shape
         per_chunk = (n + chunks - 1) // chunks
@@ -193,6 +193,7 @@ def _make(parallel: bool):
                     sum_dy_xhat[j] += g * row_xhat[j]
         slope = np.empty(p, dY.dtype)
         offset = np.empty(p, dY.dtype)
+        scale = np.empty(p, dY.dtype)
         problems = 0
         for j in loop(p):
             total_dy = 0.0
@@ -200,7 +201,8 @@ def _make(parallel: bool):
             for c in range(chunks):
                 total_dy += partial_dy[c, j]
                 total_dy_xhat += partial_dy_xhat[c, j]
-            if not (abs(total_dy) <= largest and abs(total_dy_xhat) <= largest):
+            scale[j] = gamma[j] * inv_denom[j]
+            if not (abs(total_dy) <= largest and abs(total_dy_xhat) <= largest and math.isfinite(scale[j])):
                 problems += 1
                 continue
             sums[0, j] = total_dy  # rounded to the dtype here, as the NumPy path has them

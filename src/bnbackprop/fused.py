@@ -56,12 +56,18 @@ def _threads() -> int:
     return numba.get_num_threads()
 
 
+#: (smallest normal, machine epsilon, largest finite number) of the dtypes the kernel computes in
+_LIMITS = {np.dtype(t): (float(np.finfo(t).smallest_normal), float(np.finfo(t).eps), float(np.finfo(t).max))
+           for t in (np.float32, np.float64)}
+
+
 def _layout(n: int, p: int, itemsize: int) -> tuple[int, int]:
     """(chunks, block): chunks of consecutive rows, one per thread when the array is large
-    enough; blocks of rows of about ``BLOCK_BYTES``."""
-    chunks = max(1, min(_threads(), (n * p) // MIN_CHUNK_ELEMENTS, n))
+    enough (one chunk runs the serial kernel); blocks of rows of about ``BLOCK_BYTES``."""
     block = max(1, BLOCK_BYTES // (p * itemsize))
-    return chunks, block
+    if n * p < 2 * MIN_CHUNK_ELEMENTS:
+        return 1, block
+    return max(1, min(_threads(), (n * p) // MIN_CHUNK_ELEMENTS, n)), block
 
 
 def _as_rows(A: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, bool] | None:
@@ -112,7 +118,7 @@ def _forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axes: tuple[int
     rows, transposed = _as_rows(X, axes)
     n, p = rows.shape
     dtype = X.dtype
-    info = np.finfo(dtype)
+    tiny, rounding, largest = _LIMITS[dtype]
     chunks, block = _layout(n, p, dtype.itemsize)
     # the per-feature vectors in the order of the columns of ``rows``
     gamma_rows = np.ascontiguousarray(gamma.T if transposed else gamma).reshape(p)
@@ -123,7 +129,7 @@ def _forward(X: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axes: tuple[int
     kernels = _kernels()
     problems = (kernels.forward_rows if chunks > 1 else kernels.forward_rows_serial)(
         rows, gamma_rows, beta_rows, chunks, block, ddof, float(eps), eps_placement == "inside",
-        float(info.smallest_normal), float(info.eps), float(info.max), xhat, Y, stats,
+        tiny, rounding, largest, xhat, Y, stats,
     )
     if problems:
         return None
@@ -150,22 +156,18 @@ def _backward(dY: np.ndarray, cache, engine: str):
         why = f"X was {cache.dtype}, which the NumPy path computes in {xhat.dtype}"
     elif dY.dtype != xhat.dtype:
         why = f"dY is {dY.dtype} and X was {xhat.dtype}; pass dY in X's dtype"
-    if why is None:
+    else:
         why = _unsupported(xhat, cache.axis)
     if why is None:
+        rows, transposed = _as_rows(xhat, cache.axis)
         dY_layout = _as_rows(dY, cache.axis)
-        if dY_layout is None or dY_layout[1] != _as_rows(xhat, cache.axis)[1]:
+        if dY_layout is None or dY_layout[1] != transposed:
             why = "dY's memory layout differs from X's (make it contiguous like X)"
     if why is not None:
         if engine == "fused":
             raise ValueError(f"engine='fused' cannot run: {why}; use engine='auto' or 'numpy'")
         return None
-    with np.errstate(all="ignore"):
-        scale = cache.gamma * cache.inv_denom
-    if not (np.isfinite(scale).all() and np.isfinite(cache.inv_denom).all()):
-        return None
-    rows, transposed = _as_rows(xhat, cache.axis)
-    dY_rows, _ = _as_rows(dY, cache.axis)
+    dY_rows = dY_layout[0]
     n, p = rows.shape
     dtype = xhat.dtype
 
@@ -177,8 +179,8 @@ def _backward(dY: np.ndarray, cache, engine: str):
     chunks, _ = _layout(n, p, dtype.itemsize)
     kernels = _kernels()
     problems = (kernels.backward_rows if chunks > 1 else kernels.backward_rows_serial)(
-        dY_rows, rows, in_rows(scale), in_rows(cache.kappa), chunks, n - cache.ddof, float(np.finfo(dtype).max),
-        dX, sums,
+        dY_rows, rows, in_rows(cache.gamma), in_rows(cache.inv_denom), in_rows(cache.kappa), chunks, n - cache.ddof,
+        _LIMITS[dtype][2], dX, sums,
     )
     if problems:
         return None
