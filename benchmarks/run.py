@@ -429,8 +429,8 @@ def plot(result: dict, path: Path) -> None:
                 left.loglog(size, [r["impls"][name]["median_s"] for r in rows], marker, color=colours[dtype],
                             mfc="none" if marker == "s" else None, label=f"{name}, {dtype}")
         ratio = [r["library_over_torch"] for r in rows]
-        low = [min(r["library_over_torch_blocks"]) for r in rows]
-        high = [max(r["library_over_torch_blocks"]) for r in rows]
+        low = [min(r["library_over_torch_blocks"] + [r["library_over_torch"]]) for r in rows]
+        high = [max(r["library_over_torch_blocks"] + [r["library_over_torch"]]) for r in rows]
         right.errorbar(size, ratio, yerr=[np.subtract(ratio, low), np.subtract(high, ratio)], fmt="o",
                        color=colours[dtype], label=f"{library}/torch, {dtype}")
     right.set_xscale("log")

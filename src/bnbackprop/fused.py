@@ -35,7 +35,7 @@ ENGINES = ("auto", "numpy", "fused")
 #: Bytes of X per block of rows: a block's statistics are computed while it stays in the core's cache.
 BLOCK_BYTES = 128 * 1024
 #: Rows per chunk at least: smaller arrays run on one thread, where starting threads costs more than it saves.
-MIN_CHUNK_ELEMENTS = 2**15
+MIN_CHUNK_ELEMENTS = 2**17
 
 @functools.cache
 def available() -> bool:
