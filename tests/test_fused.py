@@ -266,6 +266,13 @@ def test_the_same_clear_backward_errors_on_both_paths(dY, match):
             batchnorm.backward(dY(dY0), cache, engine=engine)
 
 
+def test_no_features_take_the_numpy_path():
+    X = np.ones((4, 0))
+    Y, cache = batchnorm.forward(X, np.ones(0), np.zeros(0))
+    grads = batchnorm.backward(X, cache)
+    assert Y.shape == (4, 0) and [g.shape for g in grads] == [(4, 0), (0,), (0,)]
+
+
 @pytest.mark.parametrize("engine", ("fast", "NUMPY", None, 1))
 def test_unknown_engines_are_refused(engine):
     X, gamma, beta, dY = arrays((8, 3), np.float64, 3)

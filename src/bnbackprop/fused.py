@@ -91,6 +91,8 @@ def _unsupported(X: object, axes: tuple[int, ...]) -> str | None:
         return "Numba is not installed (pip install numba)"
     if not isinstance(X, np.ndarray):
         return f"it takes NumPy arrays, not {type(X).__module__}.{type(X).__name__}"
+    if X.size == 0:
+        return "X has no entries"
     if X.dtype not in (np.float32, np.float64):
         return f"it computes in float32 and float64, not {X.dtype} (the NumPy path computes float16 in float32)"
     if _as_rows(X, axes) is None:
