@@ -1,6 +1,6 @@
 """Batch-norm forward + backward: loops, the nine-step graph, the library's matrix form and PyTorch, together.
 
-    .venv/bin/python benchmarks/run.py            # the full grid, a few minutes on 2 cores
+    .venv/bin/python benchmarks/run.py            # the full grid, 2 to 4 minutes on 2 cores
     .venv/bin/python benchmarks/run.py --quick    # a small subset, under a minute
     .venv/bin/python benchmarks/run.py --device cuda   # library on torch CUDA tensors vs torch
 
