@@ -6,6 +6,10 @@ Without Numba the kernel tests are skipped and the last tests check that the Num
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import array_api_strict
 import numpy as np
 import pytest
@@ -292,3 +296,26 @@ def test_without_numba_auto_is_the_numpy_path_and_fused_says_why(monkeypatch):
         np.testing.assert_array_equal(auto[name], plain[name])
     with pytest.raises(ValueError, match="Numba is not installed"):
         batchnorm.forward(X, gamma, beta, engine="fused")
+
+
+def test_the_package_runs_where_numba_cannot_be_imported():
+    """A fresh interpreter in which ``import numba`` fails: the NumPy path runs, "fused" says why."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "import numpy as np\n"
+        "from bnbackprop import batchnorm, fused\n"
+        "assert not fused.available()\n"
+        "X = np.arange(12.0).reshape(4, 3) ** 1.5\n"
+        "Y, cache = batchnorm.forward(X, np.ones(3), np.zeros(3))\n"
+        "dX, dgamma, dbeta = batchnorm.backward(np.ones((4, 3)), cache)\n"
+        "assert np.allclose(Y.mean(axis=0), 0) and np.allclose(dX, 0)\n"
+        "try:\n"
+        "    batchnorm.forward(X, np.ones(3), np.zeros(3), engine='fused')\n"
+        "except ValueError as error:\n"
+        "    print(error)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                               env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"}, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert "engine='fused' cannot run: Numba is not installed" in completed.stdout

@@ -25,7 +25,6 @@ the last place: same formulas, sums accumulated in float64.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 
 import numpy as np
@@ -39,8 +38,13 @@ MIN_CHUNK_ELEMENTS = 2**17
 
 @functools.cache
 def available() -> bool:
-    """Whether Numba is installed, so that the fused kernel can run."""
-    return importlib.util.find_spec("numba") is not None
+    """Whether Numba imports, so that the fused kernel can run (an installed Numba that refuses
+    this NumPy version counts as missing)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @functools.cache
@@ -88,7 +92,7 @@ def _as_rows(A: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, bool] | 
 def _unsupported(X: object, axes: tuple[int, ...]) -> str | None:
     """Why the kernel cannot take X (None when it can)."""
     if not available():
-        return "Numba is not installed (pip install numba)"
+        return "Numba is not installed or does not import (pip install numba)"
     if not isinstance(X, np.ndarray):
         return f"it takes NumPy arrays, not {type(X).__module__}.{type(X).__name__}"
     if X.size == 0:
