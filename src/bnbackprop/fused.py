@@ -8,9 +8,12 @@ is not installed, takes the NumPy path unchanged. ``engine="numpy"`` forces the 
 ``engine="fused"`` the kernel (a ``ValueError`` says why when it cannot be used).
 
 Why: the NumPy path makes one pass over memory per NumPy call and runs on one thread. The
-kernel cuts the features into panels of adjacent columns small enough to stay in the core's
-cache and shares the panels among the threads: the forward pass reads X from memory once and
-writes x̂ and Y; the backward pass reads dY and x̂ once and writes dX.
+kernel (:mod:`bnbackprop._fused_kernels`) shares the rows among the threads and makes two
+sweeps per pass: the forward pass reads X for the statistics (in blocks of rows small enough
+to stay in the core's cache, two-pass within a block, merged with Chan's update), then reads
+X again and writes x̂ and Y; the backward pass reads dY and x̂ for its two per-feature sums,
+then again to write dX. Arrays below ``2 * MIN_CHUNK_ELEMENTS`` entries run on the calling
+thread.
 
 What it guarantees is what the NumPy path guarantees: the inputs are checked by the same
 code before the kernel runs, and the kernel checks the rest in the same sweep (finite sums,
@@ -33,8 +36,9 @@ ENGINES = ("auto", "numpy", "fused")
 
 #: Bytes of X per block of rows: a block's statistics are computed while it stays in the core's cache.
 BLOCK_BYTES = 128 * 1024
-#: Rows per chunk at least: smaller arrays run on one thread, where starting threads costs more than it saves.
+#: Entries per thread at least: smaller arrays run on one thread, where starting threads costs more than it saves.
 MIN_CHUNK_ELEMENTS = 2**17
+
 
 @functools.cache
 def available() -> bool:
