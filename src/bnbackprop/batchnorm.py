@@ -27,8 +27,10 @@ The cache kept between the passes (:class:`BatchNormCache`) is one array the siz
 x̂, and per-feature vectors: ``inv_denom``, ``gamma`` and κ, which the backward pass uses,
 and ``mean`` and ``var``, which the layer's running statistics use. X - μ is not kept.
 
-Array libraries and dtypes: NumPy arrays take a fast path (few passes over memory, in-place
-updates, no temporaries beyond x̂, Y and dX). Arrays of other libraries that follow the
+Array libraries and dtypes: NumPy float32/float64 arrays take the fused kernel of
+:mod:`bnbackprop.fused` where Numba is installed (``engine="auto"``, the default), else a
+fast NumPy path (few passes over memory, in-place updates, no temporaries beyond x̂, Y and
+dX); ``engine="numpy"`` or ``"fused"`` forces one of them. Arrays of other libraries that follow the
 Python array API standard (PyTorch, CuPy, array-api-strict; needs ``array-api-compat``)
 take the same formulas written with standard functions only, and the results come back in
 the input's library. float32 stays float32; float16 is computed in float32 and the results
