@@ -1,6 +1,6 @@
-"""Batch-norm forward + backward: loops, the library's matrix form and PyTorch, measured together.
+"""Batch-norm forward + backward: loops, the nine-step graph, the library's matrix form and PyTorch, together.
 
-    .venv/bin/python benchmarks/run.py            # the full grid, a few minutes on 2 cores
+    .venv/bin/python benchmarks/run.py            # the full grid, 2 to 4 minutes on 2 cores
     .venv/bin/python benchmarks/run.py --quick    # a small subset, under a minute
     .venv/bin/python benchmarks/run.py --device cuda   # library on torch CUDA tensors vs torch
 
@@ -9,13 +9,20 @@ each per repetition in rotating order, after a warm-up call each, and the median
 (bnbackprop.benchmarking.interleaved_times). Each case is a training-mode forward pass and the
 backward pass to (dX, dgamma, dbeta):
 
-* ``loops``  bnbackprop.loops, scalar Python, O(N² p): only for N = p ≤ 256 in float64;
-* ``matrix`` bnbackprop.batchnorm.forward + backward, the library's matrix form;
+* ``loops``  bnbackprop.loops, scalar Python, O(N² p): only for N = p ≤ 256 in float64, timed
+  beside the library as a user calls it (default engine and threads);
+* ``fused``  bnbackprop.batchnorm.forward + backward with the default engine: the fused kernel of
+  bnbackprop.fused (Numba) on its default threads; ``fused_1thread`` the same on one thread;
+* ``numpy``  the same functions with engine="numpy": the library's NumPy path (one thread);
+* ``graph``  the nine-step graph of bnbackprop.stepwise, vectorised (one NumPy operation per step);
 * ``torch``  torch.nn.functional.batch_norm(training=True) + torch.autograd.grad, CPU (or CUDA),
-  with PyTorch's default number of threads, as a user would run it;
-* ``torch_1thread``  the same on one thread (NumPy's element-wise operations use one thread);
-* ``copy``   one copy of an array of the size of X (one read and one write pass), the unit in
-  which the others' times are also expressed ("equivalent passes").
+  with PyTorch's default number of threads, as a user would run it; ``torch_1thread`` on one thread.
+
+Each grid size is timed in two interleaved groups, the one-thread implementations together and
+then the kernel with PyTorch on their default threads (whose threads keep the cores busy around
+each call). Times are also given in "passes": the number of arrays of the size of X that the
+machine's copy bandwidth, measured once at the start, moves in that time. The CPU time that
+other processes used while the timings ran (/proc/stat) is recorded for the run and each size.
 
 After all timings, the peak memory of one call of each is measured (growth of the resident set,
 with glibc told to mmap every allocation of 64 KiB or more so that it counts; and, for NumPy,
@@ -29,6 +36,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import time
 from datetime import datetime, timezone
@@ -36,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bnbackprop import batchnorm, benchmarking
+from bnbackprop import batchnorm, benchmarking, fused
 
 SCHEMA = "bnbackprop-benchmark/1"
 HERE = Path(__file__).resolve().parent
@@ -49,6 +57,8 @@ MAX_ELEMENTS = 2**23
 # Square sizes at which the pure-Python loop reference is timed (it stops at 256: O(N² p)).
 FULL_LOOP_SIZES = (16, 32, 64, 128, 256)
 HEADLINE = (4096, 1024)
+#: ``under_load`` when other processes used more than this share of the machine's CPU time during the timings.
+UNDER_LOAD_SHARE = 0.1
 LOOP_MEMORY_ELEMENTS = 64 * 64
 
 GRIDS = {
@@ -133,65 +143,74 @@ def library_accepts_torch() -> bool:
     return isinstance(Y, torch.Tensor)
 
 
-def measure_size(n: int, p: int, dtype: str, *, with_loops: bool, grid: dict, device: str, headline: bool) -> dict:
+def _blocks(first: list[float], second: list[float], count: int = 3) -> list[float]:
+    """Ratios of the medians of ``first`` and ``second`` over ``count`` consecutive blocks of
+    repetitions: how much the ratio moves from one stretch of the run to the next."""
+    blocks = np.array_split(np.arange(len(first)), min(count, len(first)))
+    return [statistics.median(first[i] for i in block) / statistics.median(second[i] for i in block)
+            for block in blocks]
+
+
+def measure_size(n: int, p: int, dtype: str, *, with_loops: bool, grid: dict, device: str, headline: bool,
+                 bandwidth: float) -> dict:
     """Time every implementation at one size, interleaved; return the record for the JSON."""
     import torch
 
     inputs = benchmarking.make_inputs(n, p, dtype)
+    before = benchmarking.cpu_snapshot()
+    synchronize = None
+    kernel = device == "cpu" and fused.available()
+    library = "fused" if kernel else "numpy"
     if device == "cuda":
         device_inputs = benchmarking.to_torch(inputs, "cuda")
         synchronize = torch.cuda.synchronize
+        groups = [{"numpy": benchmarking.matrix_case(device_inputs, "numpy"),
+                   "torch": benchmarking.torch_case(inputs, device)}]
+    elif with_loops:
+        # the loop reference beside the library as a user calls it (default engine and threads)
+        groups = [{"loops": benchmarking.loop_case(inputs), library: benchmarking.matrix_case(inputs)}]
     else:
-        device_inputs = inputs
-        synchronize = None
-    matrix = benchmarking.matrix_case(device_inputs)
-    torch_default = benchmarking.torch_case(inputs, device)
-    # PyTorch's threads keep a core busy after each call on a machine with other load, which
-    # slows whatever runs next: the single-threaded implementations are interleaved with
-    # PyTorch on one thread, and PyTorch with its default threads gets a group of its own with
-    # the matrix form.
-    split = device == "cpu" and torch.get_num_threads() > 1
-    single = {"matrix": matrix, "copy": benchmarking.copy_case(device_inputs)}
-    if split:
-        single["torch_1thread"] = benchmarking.torch_case(inputs, device, threads=1)
-    else:
-        single["torch"] = torch_default
-    if with_loops:
-        single["loops"] = benchmarking.loop_case(inputs)
-    groups = [single] + ([{"matrix": matrix, "torch": torch_default}] if split else [])
+        # PyTorch's threads (and the kernel's) keep the cores busy around each call, which slows
+        # whatever runs next: the one-thread implementations are interleaved in one group, the
+        # kernel and PyTorch on their default threads in another.
+        single = {"numpy": benchmarking.matrix_case(inputs, "numpy"), "graph": benchmarking.graph_case(inputs),
+                  "torch_1thread": benchmarking.torch_case(inputs, device, threads=1)}
+        if kernel:
+            single["fused_1thread"] = benchmarking.matrix_case(inputs, "fused", threads=1)
+        groups = [single, {library: benchmarking.matrix_case(inputs), "torch": benchmarking.torch_case(inputs)}]
 
     # One warm-up call of each; the slowest sets the number of repetitions.
     first = 0.0
-    for case in [*single.values(), torch_default]:
-        start = time.perf_counter()
-        case()
-        if synchronize is not None:
-            synchronize()
-        first = max(first, time.perf_counter() - start)
+    for group in groups:
+        for case in group.values():
+            start = time.perf_counter()
+            case()
+            if synchronize is not None:
+                synchronize()
+            first = max(first, time.perf_counter() - start)
     # The loops are slow enough that three timed calls suffice.
     repeats = 3 if with_loops else repeats_for(first, grid, headline)
-    times = [benchmarking.interleaved_times(group, repeats=repeats, warmup=0, synchronize=synchronize)
-             for group in groups]
-    impls = {name: benchmarking.summarise(seconds) for name, seconds in times[0].items()}
-    if split:
-        impls["torch"] = benchmarking.summarise(times[1]["torch"])
-        matrix_beside_torch = benchmarking.summarise(times[1]["matrix"])["median_s"]
-    else:
-        matrix_beside_torch = impls["matrix"]["median_s"]
-    record = {"N": n, "p": p, "dtype": dtype, "elements": n * p, "itemsize": np.dtype(dtype).itemsize,
-              "impls": impls, "loops_measured": with_loops, "groups": [list(group) for group in groups]}
-    torch_s = impls["torch"]["median_s"]
-    copy_s = impls["copy"]["median_s"]
+    times = {}
+    for group in groups:
+        times.update(benchmarking.interleaved_times(group, repeats=repeats, warmup=0, synchronize=synchronize))
+    array_bytes = n * p * np.dtype(dtype).itemsize
+    impls = {name: benchmarking.summarise(seconds) for name, seconds in times.items()}
     for summary in impls.values():
-        summary["ratio_to_torch"] = summary["median_s"] / torch_s
-        summary["equivalent_passes"] = 2 * summary["median_s"] / copy_s
-    impls["matrix"]["median_s_beside_torch"] = matrix_beside_torch
-    impls["matrix"]["ratio_to_torch"] = matrix_beside_torch / torch_s
-    if "torch_1thread" in impls:
-        impls["matrix"]["ratio_to_torch_1thread"] = impls["matrix"]["median_s"] / impls["torch_1thread"]["median_s"]
+        summary["passes"] = summary["median_s"] * bandwidth / array_bytes
+    record = {"N": n, "p": p, "dtype": dtype, "elements": n * p, "itemsize": np.dtype(dtype).itemsize,
+              "array_bytes": array_bytes, "impls": impls, "loops_measured": with_loops, "library": library,
+              "groups": [list(group) for group in groups]}
     if with_loops:
-        record["loops_over_matrix"] = impls["loops"]["median_s"] / impls["matrix"]["median_s"]
-    record["max_abs_difference_matrix_vs_torch"] = max_abs_difference(matrix(), torch_default())
+        record["loops_over_library"] = impls["loops"]["median_s"] / impls[library]["median_s"]
+    else:
+        record["library_over_torch"] = impls[library]["median_s"] / impls["torch"]["median_s"]
+        record["library_over_torch_blocks"] = _blocks(times[library], times["torch"])
+        reference = groups[-1]["torch"]()
+        record["max_abs_difference_vs_torch"] = {
+            name: max_abs_difference(case(), reference) for group in groups for name, case in group.items()
+            if name not in ("torch", "torch_1thread")
+        }
+    record["other_load"] = benchmarking.other_load(before, benchmarking.cpu_snapshot())
     return record
 
 
@@ -202,7 +221,8 @@ def measure_memory(record: dict, device: str) -> None:
     inputs = benchmarking.make_inputs(record["N"], record["p"], record["dtype"])
     if device == "cuda":
         device_inputs = benchmarking.to_torch(inputs, "cuda")
-        cases = {"matrix": benchmarking.matrix_case(device_inputs), "torch": benchmarking.torch_case(inputs, "cuda")}
+        cases = {"numpy": benchmarking.matrix_case(device_inputs, "numpy"),
+                 "torch": benchmarking.torch_case(inputs, "cuda")}
         for name, case in cases.items():
             case()
             torch.cuda.synchronize()
@@ -213,7 +233,9 @@ def measure_memory(record: dict, device: str) -> None:
             record["impls"][name]["peak_cuda_bytes"] = torch.cuda.max_memory_allocated() - before
             del result
         return
-    cases = {"matrix": benchmarking.matrix_case(inputs), "torch": benchmarking.torch_case(inputs)}
+    cases = {name: case for name, case in (
+        ("fused", benchmarking.matrix_case(inputs)), ("numpy", benchmarking.matrix_case(inputs, "numpy")),
+        ("torch", benchmarking.torch_case(inputs))) if name in record["impls"]}
     # The loops' memory is measured only where a call is quick (tracemalloc slows pure Python ten-fold).
     if record["loops_measured"] and record["elements"] <= LOOP_MEMORY_ELEMENTS:
         cases["loops"] = benchmarking.loop_case(inputs)
@@ -269,19 +291,30 @@ def run(args: argparse.Namespace) -> dict:
     records = []
     plan = [(s, s, "float64", True) for s in grid["loop_sizes"]]
     plan += [(n, p, dtype, False) for dtype in grid["dtypes"] for n, p in grid["sizes"]]
+    load_start = benchmarking.cpu_snapshot()
+    loadavg_start = list(os.getloadavg())
     for n, p, dtype, with_loops in plan:
         headline = (n, p) == HEADLINE or (grid_name in ("smoke", "cuda") and (n, p) == grid["sizes"][0])
-        record = measure_size(n, p, dtype, with_loops=with_loops, grid=grid, device=args.device, headline=headline)
+        record = measure_size(n, p, dtype, with_loops=with_loops, grid=grid, device=args.device, headline=headline,
+                              bandwidth=bandwidth["bytes_per_s"])
         records.append(record)
-        impls = record["impls"]
-        line = (f"N={n:6d} p={p:5d} {dtype}  matrix {impls['matrix']['median_s'] * 1e3:9.3f} ms  "
-                f"torch {impls['torch']['median_s'] * 1e3:9.3f} ms  matrix/torch "
-                f"{impls['matrix']['ratio_to_torch']:5.2f}  passes {impls['matrix']['equivalent_passes']:5.1f}")
-        if "torch_1thread" in impls:
-            line += f"  matrix/torch(1 thread) {impls['matrix']['median_s'] / impls['torch_1thread']['median_s']:5.2f}"
+        impls, library = record["impls"], record["library"]
+        line = f"N={n:6d} p={p:5d} {dtype}  {library} {impls[library]['median_s'] * 1e3:9.3f} ms"
         if with_loops:
-            line += f"  loops {impls['loops']['median_s']:8.3f} s  loops/matrix {record['loops_over_matrix']:8.0f}"
+            line += f"  loops {impls['loops']['median_s']:8.3f} s  loops/{library} {record['loops_over_library']:8.0f}"
+        else:
+            blocks = record["library_over_torch_blocks"]
+            line += (f"  torch {impls['torch']['median_s'] * 1e3:9.3f} ms  {library}/torch "
+                     f"{record['library_over_torch']:5.2f} ({min(blocks):.2f}-{max(blocks):.2f})  "
+                     f"passes {impls[library]['passes']:5.1f}")
+            if "numpy" in impls and "graph" in impls:
+                line += (f"  numpy {impls['numpy']['median_s'] * 1e3:8.3f} ms"
+                         f"  graph {impls['graph']['median_s'] * 1e3:8.3f} ms")
+        if record["other_load"] is not None:
+            line += f"  others {record['other_load']['other_share']:.0%}"
         print(line, flush=True)
+    load = benchmarking.other_load(load_start, benchmarking.cpu_snapshot())
+    loadavg_end = list(os.getloadavg())
 
     if args.device == "cpu":
         benchmarking.mmap_large_allocations()
@@ -294,13 +327,13 @@ def run(args: argparse.Namespace) -> dict:
             n, p = grid["sizes"][-1] if grid_name == "smoke" else HEADLINE
             counted = measure_traffic(n, p, dtype, bandwidth["bytes_per_s"])
             if counted is not None:
-                measured = next(r for r in records if (r["N"], r["p"], r["dtype"]) == (n, p, dtype))
-                counted["measured_s"] = measured["impls"]["matrix"]["median_s"]
+                measured = next(r for r in records
+                                if (r["N"], r["p"], r["dtype"], r["loops_measured"]) == (n, p, dtype, False))
+                counted["measured_numpy_s"] = measured["impls"]["numpy"]["median_s"]
+                counted["measured_library_s"] = measured["impls"][measured["library"]]["median_s"]
                 counted["torch_s"] = measured["impls"]["torch"]["median_s"]
                 traffic.append(counted)
 
-    load_end = list(os.getloadavg())
-    cpus = machine["logical_cpus"] or 1
     result = {
         "schema": SCHEMA,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -308,37 +341,47 @@ def run(args: argparse.Namespace) -> dict:
         "grid": grid_name,
         "machine": machine,
         "load": {
-            "loadavg_start": machine["loadavg"],
-            "loadavg_end": load_end,
-            "under_load": machine["loadavg"][0] >= 0.5 * cpus,
-            "definition": "under_load: the 1-minute load average before the run was at least half the "
-                          "logical CPUs, i.e. other processes were competing for the cores",
+            "other_share": None if load is None else load["other_share"],
+            "other_cpu_s": None if load is None else load["other_cpu_s"],
+            "own_share": None if load is None else load["own_share"],
+            "timing_wall_s": None if load is None else load["wall_s"],
+            "max_other_share": max((r["other_load"]["other_share"] for r in records if r["other_load"]), default=None),
+            "under_load": bool(load is not None and load["other_share"] > UNDER_LOAD_SHARE),
+            "threshold": UNDER_LOAD_SHARE,
+            "loadavg_start": loadavg_start,
+            "loadavg_end": loadavg_end,
+            "definition": "other_share: CPU time used by other processes while the timings ran (busy time of "
+                          "the whole machine from /proc/stat, steal included, minus this process's own CPU "
+                          "time), divided by wall time x logical CPUs; per size in records[i].other_load; "
+                          f"under_load: other_share above {UNDER_LOAD_SHARE}",
         },
         "method": {
-            "timer": "time.perf_counter, one process, round-robin over implementations per repetition "
-                     "(rotating order), one warm-up call each, medians; repetitions fill about target_s per "
-                     "implementation (at least min_repeats, at most 51; the headline size at least "
-                     "headline_repeats; the loops 3)",
+            "timer": "time.perf_counter, one process, round-robin over the implementations of a group per "
+                     "repetition (rotating order), one warm-up call each, medians; repetitions fill about "
+                     "target_s per implementation (at least min_repeats, at most 51; the headline size at "
+                     "least headline_repeats; the loops 3)",
             "target_s": grid["target_s"], "min_repeats": grid["min_repeats"],
             "headline_repeats": grid["headline_repeats"],
-            "groups": "each size is timed in interleaved groups: the single-threaded implementations "
-                      "(matrix, copy, loops) with torch on one thread; then, on a CPU with more than one "
-                      "thread, the matrix form with torch on its default threads, whose threads keep a "
-                      "core busy after each call and would slow the others",
-            "ratio_to_torch": "median / median of torch with its default threads (torch_num_threads); for "
-                              "matrix, measured in the same group (median_s_beside_torch / torch median); "
-                              "ratio_to_torch_1thread: matrix median / median of torch on one thread, "
-                              "same group",
+            "groups": "each grid size is timed in two interleaved groups: the one-thread implementations "
+                      "(numpy: the library's NumPy path; graph: the nine-step graph of bnbackprop.stepwise, "
+                      "vectorised; torch_1thread; fused_1thread: the kernel on one Numba thread), then the "
+                      "library's default (fused: the kernel on Numba's default threads) with torch on its "
+                      "default threads; the loop sizes time the loops beside the library's default",
+            "library_over_torch": "median of the library's default / median of torch (default threads), "
+                                  "same group; library_over_torch_blocks: the same ratio over three "
+                                  "consecutive blocks of the repetitions (the spread from one stretch of "
+                                  "the run to the next)",
             "case": "training-mode forward pass and backward pass to (dX, dgamma, dbeta)",
             "loops": "bnbackprop.loops only at N = p in loop_sizes (pure Python, O(N^2 p)); stops at "
                      f"{max(grid['loop_sizes'], default=0)}",
-            "equivalent_passes": "2 * median / median of one copy of an array of the size of X "
-                                 "(a copy reads one array and writes one)",
+            "passes": "median * copy_bandwidth.bytes_per_s / bytes of X: the number of arrays of the size "
+                      "of X that the machine's copy bandwidth (read + write, one reference for every size) "
+                      "moves in that time",
             "peak_rss_bytes": "growth of VmHWM over VmRSS during one call, outputs included, with glibc's "
                               "mmap threshold set to 64 KiB after the timings so that large buffers count",
             "peak_tracemalloc_bytes": "tracemalloc peak during one call (NumPy's allocations); None for torch",
-            "traffic": "bytes read + written by each torch operation of the library's forward + backward "
-                       "run on torch CPU tensors (unfused; views free); lower_bound_s = bytes / copy bandwidth",
+            "traffic": "bytes read + written by each torch operation of the library's array-API path run on "
+                       "torch CPU tensors (unfused; views free); lower_bound_s = bytes / copy bandwidth",
             "minimum_passes": "forward: read X, read X + write Y; backward: read dY, X, read dY, X + write dX",
         },
         "grid_sizes": {"sizes": grid["sizes"], "loop_sizes": list(grid["loop_sizes"]), "dtypes": list(grid["dtypes"])},
@@ -351,17 +394,18 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def headline_ratios(result: dict) -> dict:
-    """The targets of the speed issue, read from a result: ratios at the headline sizes."""
+    """The targets of the speed issue, read from a result: ratios at the headline sizes, the grid's median."""
     ratios = {}
+    grid = [r for r in result["records"] if not r["loops_measured"]]
+    for record in grid:
+        if (record["N"], record["p"]) in (HEADLINE, (256, 256)):
+            label = f"{record['library']}/torch {record['dtype']} N={record['N']} p={record['p']}"
+            ratios[label] = record["library_over_torch"]
+    if grid:
+        ratios["grid median library/torch"] = statistics.median(r["library_over_torch"] for r in grid)
     for record in result["records"]:
-        if (record["N"], record["p"]) == HEADLINE and not record["loops_measured"]:
-            impls = record["impls"]
-            label = f"{record['dtype']} N={HEADLINE[0]} p={HEADLINE[1]}"
-            ratios[f"matrix/torch {label}"] = impls["matrix"]["ratio_to_torch"]
-            if "torch_1thread" in impls:
-                ratios[f"matrix/torch(1 thread) {label}"] = impls["matrix"]["ratio_to_torch_1thread"]
         if record["loops_measured"] and record["N"] == max(result["grid_sizes"]["loop_sizes"]):
-            ratios[f"loops/matrix float64 N=p={record['N']}"] = record["loops_over_matrix"]
+            ratios[f"loops/library float64 N=p={record['N']}"] = record["loops_over_library"]
     return ratios
 
 
@@ -371,38 +415,33 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right) = plt.subplots(2, 1, figsize=(7, 8))
     colours = {"float64": "C0", "float32": "C1"}
     for dtype in result["grid_sizes"]["dtypes"]:
-        rows = [r for r in result["records"] if r["dtype"] == dtype and not r["loops_measured"]]
+        rows = sorted((r for r in result["records"] if r["dtype"] == dtype and not r["loops_measured"]),
+                      key=lambda r: (r["elements"], r["N"]))
         if not rows:
             continue
         size = [r["elements"] for r in rows]
-        matrix = [r["impls"]["matrix"] for r in rows]
-        left.loglog(size, [m["median_s"] for m in matrix], "o", color=colours[dtype], label=f"matrix form, {dtype}")
-        left.loglog(size, [r["impls"]["torch"]["median_s"] for r in rows], "s", mfc="none", color=colours[dtype],
-                    alpha=0.6, label=f"PyTorch, {dtype}")
-        right.loglog(size, [m["ratio_to_torch"] for m in matrix], "s", mfc="none", color=colours[dtype],
-                     label=f"vs PyTorch ({result['machine']['torch_num_threads']} threads), {dtype}")
-        if "ratio_to_torch_1thread" in matrix[0]:
-            right.loglog(size, [m["ratio_to_torch_1thread"] for m in matrix], "o", color=colours[dtype],
-                         label=f"vs PyTorch (1 thread), {dtype}")
-    loop_rows = [r for r in result["records"] if r["loops_measured"]]
-    if loop_rows:
-        size = [r["elements"] for r in loop_rows]
-        left.loglog(size, [r["impls"]["loops"]["median_s"] for r in loop_rows], "^-", color="C3",
-                    label="loops, float64 (N = p)")
-        left.loglog(size, [r["impls"]["matrix"]["median_s"] for r in loop_rows], "o:", color="C0")
-    left.set_xlabel("N · p (elements of X)")
-    left.set_ylabel("forward + backward, median seconds")
-    left.legend(fontsize=7)
+        library = rows[0]["library"]
+        for name, marker in ((library, "o"), ("torch", "s"), ("numpy", "x"), ("graph", "^")):
+            if name in rows[0]["impls"]:
+                left.loglog(size, [r["impls"][name]["median_s"] for r in rows], marker, color=colours[dtype],
+                            mfc="none" if marker == "s" else None, label=f"{name}, {dtype}")
+        ratio = [r["library_over_torch"] for r in rows]
+        low = [min(r["library_over_torch_blocks"] + [r["library_over_torch"]]) for r in rows]
+        high = [max(r["library_over_torch_blocks"] + [r["library_over_torch"]]) for r in rows]
+        right.errorbar(size, ratio, yerr=[np.subtract(ratio, low), np.subtract(high, ratio)], fmt="o",
+                       color=colours[dtype], label=f"{library}/torch, {dtype}")
+    right.set_xscale("log")
+    left.set(xlabel="N · p (elements of X)", ylabel="forward + backward, median s")
     right.axhline(1.0, color="grey", lw=0.8)
-    right.set_xlabel("N · p (elements of X)")
-    right.set_ylabel("matrix form time / PyTorch time")
+    right.set(xlabel="N · p (elements of X)", ylabel="time / PyTorch's (default threads)")
+    left.legend(fontsize=7)
     right.legend(fontsize=7)
     machine = result["machine"]
     fig.suptitle(f"{machine['device']} · {machine['cpu_model']} · {machine['logical_cpus']} CPUs · "
-                 f"torch {machine['torch_num_threads']} threads · {result['created_utc']}", fontsize=9)
+                 f"{result['created_utc']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -421,13 +460,18 @@ def main(argv=None) -> dict:
     for label, ratio in headline_ratios(result).items():
         print(f"{label}: {ratio:.3g}")
     for row in result["traffic"]:
-        print(f"library traffic {row['dtype']} N={row['N']} p={row['p']}: {row['passes']:.1f} passes "
-              f"({row['operations']} operations), bound {row['lower_bound_s'] * 1e3:.2f} ms, "
-              f"measured {row['measured_s'] * 1e3:.2f} ms; minimum {row['minimum_passes']} passes = "
-              f"{row['minimum_s'] * 1e3:.2f} ms")
-    print(f"load average at start {result['load']['loadavg_start'][0]:.2f}, at end "
-          f"{result['load']['loadavg_end'][0]:.2f}; wrote {json_path} in {result['wall_s']:.0f} s")
-    assert all(math.isfinite(r["impls"]["matrix"]["ratio_to_torch"]) for r in result["records"])
+        print(f"array-API path traffic {row['dtype']} N={row['N']} p={row['p']}: {row['passes']:.1f} passes "
+              f"({row['operations']} operations), bound {row['lower_bound_s'] * 1e3:.2f} ms; NumPy path measured "
+              f"{row['measured_numpy_s'] * 1e3:.2f} ms, library {row['measured_library_s'] * 1e3:.2f} ms; "
+              f"minimum {row['minimum_passes']} passes = {row['minimum_s'] * 1e3:.2f} ms")
+    load = result["load"]
+    if load["other_share"] is not None:
+        print(f"other processes used {load['other_share']:.0%} of the machine's CPU time during the timings "
+              f"(at most {load['max_other_share']:.0%} during one size): "
+              f"{'under load' if load['under_load'] else 'not under load'}")
+    print(f"load average at start {load['loadavg_start'][0]:.2f}, at end {load['loadavg_end'][0]:.2f}; "
+          f"wrote {json_path} in {result['wall_s']:.0f} s")
+    assert all(math.isfinite(r.get("library_over_torch", 1.0)) for r in result["records"])
     return result
 
 

@@ -27,8 +27,10 @@ The cache kept between the passes (:class:`BatchNormCache`) is one array the siz
 x̂, and per-feature vectors: ``inv_denom``, ``gamma`` and κ, which the backward pass uses,
 and ``mean`` and ``var``, which the layer's running statistics use. X - μ is not kept.
 
-Array libraries and dtypes: NumPy arrays take a fast path (few passes over memory, in-place
-updates, no temporaries beyond x̂, Y and dX). Arrays of other libraries that follow the
+Array libraries and dtypes: NumPy float32/float64 arrays take the fused kernel of
+:mod:`bnbackprop.fused` where Numba is installed (``engine="auto"``, the default), else a
+fast NumPy path (few passes over memory, in-place updates, no temporaries beyond x̂, Y and
+dX); ``engine="numpy"`` or ``"fused"`` forces one of them. Arrays of other libraries that follow the
 Python array API standard (PyTorch, CuPy, array-api-strict; needs ``array-api-compat``)
 take the same formulas written with standard functions only, and the results come back in
 the input's library. float32 stays float32; float16 is computed in float32 and the results
@@ -52,7 +54,7 @@ from typing import Literal
 
 import numpy as np
 
-from bnbackprop import _arrays
+from bnbackprop import _arrays, fused
 from bnbackprop._validation import (
     as_float_array,
     require_bool,
@@ -65,6 +67,12 @@ from bnbackprop._validation import (
 
 EpsPlacement = Literal["inside", "outside"]
 EPS_PLACEMENTS = ("inside", "outside")
+Engine = Literal["auto", "numpy", "fused"]
+
+
+def _check_engine(engine: object) -> str:
+    require_choice(engine, "engine", fused.ENGINES)
+    return engine
 
 
 @dataclass(frozen=True)
@@ -512,6 +520,7 @@ def forward(
     ddof: int = 0,
     axis: int | tuple[int, ...] = 0,
     eps_placement: EpsPlacement = "inside",
+    engine: Engine = "auto",
 ):
     """Batch norm in training mode: normalise each feature with this batch's statistics.
 
@@ -522,10 +531,23 @@ def forward(
     Raises ``ValueError`` for a batch of one (N must exceed ``ddof`` and be at least 2),
     zero variance with ``eps=0``, a variance that overflows the dtype, non-finite input or
     output, mismatched shapes or unknown options.
+
+    ``engine``: ``"auto"`` runs the fused kernel of :mod:`bnbackprop.fused` where Numba is
+    installed and X is a NumPy float32/float64 array in a layout it takes, else the NumPy
+    (or array-API) path; ``"numpy"`` always that path; ``"fused"`` the kernel, raising
+    ``ValueError`` when it cannot take X. Cases at the float limits go to the NumPy path's
+    handling in every mode. The results agree to a few units in the last place.
     """
     eps, ddof, eps_placement = _check_options(eps, ddof, eps_placement)
+    engine = _check_engine(engine)
     xp, namespace, X, axes, dtype, gamma, beta = _prepare(X, axis, gamma=gamma, beta=beta)
     _batch_size(X, axes, ddof, "training-mode batch norm")
+    if fused._use_kernel(engine, X, axes):
+        result = fused._forward(X, gamma, beta, axes, ddof, eps, eps_placement)
+        if result is not None:
+            Y, xhat, mean, var, sigma, inv_denom = result
+            return Y, _finish_cache(np, X, xhat, mean, var, sigma, inv_denom, gamma, eps, ddof, axes, eps_placement,
+                                    True)
     gamma_b, beta_b = (_expand(namespace, v, X.ndim, axes) for v in (gamma, beta))
     if xp is None:
         mean, var, sigma, inv_denom, xhat, scratch = _fit_numpy(X, axes, ddof, eps, eps_placement, dtype)
@@ -611,7 +633,7 @@ def forward_inference(
     return Y, cache
 
 
-def backward(dY, cache: BatchNormCache):
+def backward(dY, cache: BatchNormCache, *, engine: Engine = "auto"):
     """Exact gradients ``(dX, dgamma, dbeta)`` of a loss, given ``dY = ∂L/∂Y``.
 
     ``dX`` has the shape of ``X``; ``dgamma`` and ``dbeta`` have one entry per feature; all
@@ -619,9 +641,12 @@ def backward(dY, cache: BatchNormCache):
     statistics the gradient flows through the mean and the variance; with fixed statistics
     (inference) it is ``dY ⊙ γ ⊙ inv_denom``. A result that would overflow raises
     ``ValueError`` (typically a nearly constant feature with a tiny ε, whose 1/denominator is huge).
+    ``engine`` chooses the code as in :func:`forward` (the fused kernel takes training-mode
+    caches of NumPy arrays, with ``dY`` in X's dtype and memory layout).
     """
     if not isinstance(cache, BatchNormCache):
         raise TypeError(f"cache must be the BatchNormCache from forward(), got {type(cache).__name__}")
+    engine = _check_engine(engine)
     xp = _arrays.foreign_namespace(cache.xhat)
     if xp is None:
         dY = as_float_array(dY, "dY")
@@ -629,7 +654,12 @@ def backward(dY, cache: BatchNormCache):
         dY = _arrays.as_float(xp, dY, "dY", like=cache.xhat)
     require_shape(dY, tuple(cache.xhat.shape), "dY", "the shape of X in the forward pass")
     if xp is None:
+        if engine != "numpy":
+            grads = fused._backward(dY, cache, engine)
+            if grads is not None:
+                return grads
         return _backward_numpy(dY, cache)
+    fused._use_kernel(engine, cache.xhat, cache.axis)  # engine="fused" raises: the kernel takes NumPy arrays
     with np.errstate(all="ignore"):
         return _backward_xp(xp, dY, cache)
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from bnbackprop import batchnorm, loops
-from bnbackprop._validation import require_int
+from bnbackprop import batchnorm, fused, loops, stepwise
+from bnbackprop._validation import require_choice, require_int
 
 #: Training-mode batch norm must move at least this many arrays of the size of X through memory
 #: for forward + backward when only per-feature vectors are kept between the passes: forward
@@ -81,16 +81,59 @@ def loop_case(inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
     return run
 
 
-def matrix_case(inputs: dict[str, Any]) -> Callable[[], Any]:
+def matrix_case(inputs: dict[str, Any], engine: str = "auto", threads: int | None = None) -> Callable[[], Any]:
     """The library's matrix form: :func:`bnbackprop.batchnorm.forward` then ``backward``.
 
     ``inputs`` may hold NumPy arrays or any arrays the library accepts (torch tensors, …).
+    ``engine`` is passed to both (``"auto"``, ``"numpy"``, ``"fused"``); ``threads`` sets
+    Numba's thread count for the duration of each call (None: its default, one per core).
     """
     X, dY, gamma, beta = _inputs(inputs)
+    require_choice(engine, "engine", fused.ENGINES)
+    if threads is not None:
+        threads = require_int(threads, "threads", minimum=1)
+        if not fused.available():
+            raise ValueError("threads sets Numba's thread count, and Numba is not installed; pass threads=None")
 
     def run():
-        Y, cache = batchnorm.forward(X, gamma, beta)
-        return Y, batchnorm.backward(dY, cache)
+        Y, cache = batchnorm.forward(X, gamma, beta, engine=engine)
+        return Y, batchnorm.backward(dY, cache, engine=engine)
+
+    if threads is None:
+        return run
+    import numba
+
+    def run_with_threads():
+        previous = numba.get_num_threads()
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            return run()
+        finally:
+            numba.set_num_threads(previous)
+
+    return run_with_threads
+
+
+def graph_case(inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
+    """The nine-step graph of :mod:`bnbackprop.stepwise`, vectorised: each step one NumPy operation
+    on whole arrays, run forward and then backward step by step (what the matrix form replaces).
+
+    The steps are the module's own (its explicit broadcasts included); the argument checks of
+    ``forward_steps``/``backward_steps`` are left out, so that the time is the graph's.
+    """
+    X, dY, gamma, beta = _inputs(inputs)
+    steps = stepwise.make_steps(1e-5)
+
+    def run():
+        values = {"X": X, "gamma": gamma, "beta": beta}
+        for step in steps:
+            values[step.output] = step.forward(*(values[name] for name in step.inputs))
+        totals = {"out": dY}
+        for step in reversed(steps):
+            contributions = step.backward(totals[step.output], *(values[name] for name in step.inputs))
+            for variable, (_, value) in zip(step.inputs, contributions, strict=True):
+                totals[variable] = totals[variable] + value if variable in totals else value
+        return values["out"], (totals["X"], totals["gamma"], totals["beta"])
 
     return run
 
@@ -205,7 +248,7 @@ def interleaved_times(
 
 
 def summarise(seconds: list[float]) -> dict[str, float]:
-    """Median, minimum and count of a list of timings."""
+    """Median, minimum, quartiles and count of a list of timings."""
     if isinstance(seconds, (str, bytes)) or not hasattr(seconds, "__len__"):
         raise TypeError(f"seconds must be a list of timings, got {type(seconds).__name__}")
     if len(seconds) == 0:
@@ -215,7 +258,9 @@ def summarise(seconds: list[float]) -> dict[str, float]:
         raise TypeError(f"seconds must be a flat list of numbers, got dtype {values.dtype}, shape {values.shape}")
     if not np.all(np.isfinite(values)) or np.any(values < 0):
         raise ValueError("seconds must hold finite timings >= 0")
-    return {"median_s": statistics.median(seconds), "min_s": min(seconds), "repeats": len(seconds)}
+    q1, _, q3 = statistics.quantiles(seconds, n=4) if len(seconds) > 1 else (seconds[0],) * 3
+    return {"median_s": statistics.median(seconds), "min_s": min(seconds), "q1_s": q1, "q3_s": q3,
+            "repeats": len(seconds)}
 
 
 def copy_bandwidth(nbytes: int = 256 * 2**20, repeats: int = 7) -> dict[str, float]:
@@ -377,6 +422,53 @@ def count_traffic(case: Callable[[], Any]) -> dict[str, int]:
 
 # --- the machine -------------------------------------------------------------------------------
 
+_BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # user, nice, system, irq, softirq, steal (not idle, not iowait)
+
+
+def cpu_snapshot() -> dict[str, float] | None:
+    """The machine's busy CPU seconds (all processes, from ``/proc/stat``), this process's CPU
+    seconds (all its threads) and the wall clock, now; None where ``/proc/stat`` is missing.
+
+    Two snapshots give, with :func:`other_load`, the CPU time other processes used in between.
+    Busy time counts the hypervisor's steal time: a virtual CPU taken away is load too.
+    """
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    values = [int(value) for value in fields[1:]]
+    busy = sum(values[i] for i in _BUSY_FIELDS if i < len(values)) / ticks
+    own = os.times()
+    return {"busy_s": busy, "own_s": own.user + own.system, "wall_s": time.perf_counter(),
+            "cpus": float(os.cpu_count() or 1)}
+
+
+def other_load(start: dict[str, float] | None, end: dict[str, float] | None) -> dict[str, float] | None:
+    """CPU time used by other processes between two :func:`cpu_snapshot` s: machine busy time minus
+    this process's, in seconds and as a share of the machine's capacity (wall time × CPUs).
+
+    A share of 0.5 on two CPUs means other processes kept one core busy all along. None when a
+    snapshot is None. (Accounting in clock ticks: shares below about 1 % over a second are noise.)
+    """
+    if start is None or end is None:
+        return None
+    keys = ("busy_s", "own_s", "wall_s", "cpus")
+    for name, snapshot in (("start", start), ("end", end)):
+        if not isinstance(snapshot, dict) or any(key not in snapshot for key in keys):
+            raise TypeError(f"{name} must be a snapshot from cpu_snapshot() (a dict with {list(keys)})")
+    wall = end["wall_s"] - start["wall_s"]
+    if wall <= 0:
+        raise ValueError(f"end must be taken after start (wall clock {start['wall_s']} then {end['wall_s']})")
+    other = max((end["busy_s"] - start["busy_s"]) - (end["own_s"] - start["own_s"]), 0.0)
+    own = end["own_s"] - start["own_s"]
+    capacity = wall * end["cpus"]
+    return {"wall_s": wall, "other_cpu_s": other, "own_cpu_s": own, "other_share": min(other / capacity, 1.0),
+            "own_share": min(own / capacity, 1.0)}
+
 
 def cpu_model() -> str:
     """The CPU's model name as the kernel reports it, else what ``platform`` knows."""
@@ -390,11 +482,28 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _numba_version() -> str | None:
+    if not fused.available():
+        return None
+    import numba
+
+    return numba.__version__
+
+
+def _numba_threads() -> int | None:
+    if not fused.available():
+        return None
+    import numba
+
+    return numba.get_num_threads()
+
+
 def machine_info() -> dict[str, Any]:
     """Where a measurement was made: CPU, core count, library versions, threads, load."""
     import torch
 
     info = {
+        "numba": _numba_version(),
         "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "platform": platform.platform(),
@@ -402,6 +511,7 @@ def machine_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "torch": torch.__version__,
         "torch_num_threads": torch.get_num_threads(),
+        "numba_num_threads": _numba_threads(),
         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     try:
