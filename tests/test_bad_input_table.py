@@ -615,6 +615,7 @@ EXEMPT = {
     "canon.MakemoreCache": RECORD + "; makemore_backward checks that it gets one (in the table)",
     "data.Split": RECORD + " (the loaders build it from their own arrays)",
     "experiments.machine_info": "takes no argument: it reports the machine and library versions",
+    "figures.use_book_style": "takes no argument: it sets matplotlib's style for the book",
     "network.Sequential.input_features": STORED,
     "network.Sequential.eval": "takes no argument",
     "network.Sequential.parameters": "takes no argument: it returns the layers' own arrays",
