@@ -82,7 +82,7 @@ def digits_run(seed: int, data: Split, *, steps: int = 5000, log_every: int = 50
     The gradient is that of the summed softmax cross-entropy, ``S - Y``: what the blog's
     backward pass computes. Logged every ``log_every`` steps in inference mode (running
     statistics); the losses are sums over the images, like the post's printed loss sum.
-    Returns the trained network and its :class:`History`.
+    Returns the trained network and its :class:`~bnbackprop.training.History`.
     """
     data = _split(data)
     steps = require_int(steps, "steps", minimum=1)
@@ -97,7 +97,7 @@ def digits_run(seed: int, data: Split, *, steps: int = 5000, log_every: int = 50
 
 
 def digits_corrected(seed: int, data: Split, *, steps: int = 5000, log_every: int = 500) -> History:
-    """The :class:`History` of :func:`digits_run` (the blog's digits network, corrected)."""
+    """The :class:`~bnbackprop.training.History` of :func:`digits_run` (the blog's digits network, corrected)."""
     return digits_run(seed, data, steps=steps, log_every=log_every)[1]
 
 
