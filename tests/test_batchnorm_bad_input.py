@@ -77,3 +77,19 @@ def test_layer_rejects_bad_configuration_and_order():
         batchnorm.BatchNorm(3).forward(X[:1])
     one_sample = batchnorm.BatchNorm(3).eval().forward(X[:1])
     assert np.all(np.isfinite(one_sample))
+
+
+@pytest.mark.parametrize("mask", [np.ma.nomask, X > 20])
+def test_a_masked_array_is_refused_not_stripped_of_its_mask(mask):
+    # np.asarray would drop the mask and normalise the masked entries as data
+    masked = np.ma.masked_array(X, mask=mask)
+    with pytest.raises(TypeError, match=r"X is a numpy\.ma\.MaskedArray .*mask would be silently ignored"):
+        batchnorm.forward(masked, GAMMA, BETA)
+    with pytest.raises(TypeError, match=r"dY is a numpy\.ma\.MaskedArray"):
+        batchnorm.backward(masked, batchnorm.forward(X, GAMMA, BETA)[1])
+    with pytest.raises(TypeError, match=r"X is a numpy\.ma\.MaskedArray"):
+        batchnorm.forward_inference(masked, GAMMA, BETA, X.mean(axis=0), X.var(axis=0))
+    with pytest.raises(TypeError, match=r"X is a numpy\.ma\.MaskedArray"):
+        batchnorm.BatchNorm(3).forward(masked)
+    # the plain data it wraps is accepted
+    assert np.isfinite(batchnorm.forward(np.ma.getdata(masked), GAMMA, BETA)[0]).all()

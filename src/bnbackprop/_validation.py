@@ -10,8 +10,17 @@ import numpy as np
 def as_float_array(value: object, name: str, *, ndim: int | None = None) -> np.ndarray:
     """Return ``value`` as a real floating NumPy array, or raise naming ``name``.
 
-    Integer and boolean input is promoted to float64; float32 and float64 are kept.
+    Integer and boolean input is promoted to float64; float32 and float64 are kept. A NumPy
+    masked array is refused: ``np.asarray`` would drop its mask and the masked entries, whatever
+    they hold, would count as data.
     """
+    if isinstance(value, np.ma.MaskedArray):
+        masked = int(np.ma.count_masked(value))
+        raise TypeError(
+            f"{name} is a numpy.ma.MaskedArray ({masked} of {value.size} entries masked), which is not supported: "
+            f"its mask would be silently ignored. Pass a plain array: {name}.filled(value) to choose the masked "
+            f"entries' values, or drop the masked rows first"
+        )
     try:
         array = np.asarray(value)
     except Exception as exc:  # pragma: no cover - numpy raises many kinds here

@@ -273,12 +273,15 @@ def train_as_published(
     mode, which also moves the running statistics) and, from a copy of the network, in
     inference mode; the ``loss sum`` the post prints every ``print_every`` steps (its value
     on the batch of that step, before the update); and, every ``eval_every`` steps, the
-    validation accuracy both ways.
+    validation accuracy both ways. Not in the post, added so that the corrected run can be
+    compared on the same loss: at every print, ``ce_sum_running``, the categorical
+    cross-entropy summed over the training images, from a copy in inference mode.
     """
     net = BlogNetwork.build(seed)
     ce = CrossEntropyLoss()
     y = one_hot(y_train, class_num=10)
-    result = {"seed": seed, "accuracy_before": net.accuracy(X_val, y_val), "loss_sum": [], "loss_step": []}
+    result = {"seed": seed, "accuracy_before": net.accuracy(X_val, y_val), "loss_sum": [], "loss_step": [],
+              "ce_sum_running": []}
     curve = {"step": [], "val_accuracy_as_published": [], "val_accuracy_inference": []}
     for i in range(steps):
         y_pred = net.forward(X_train)
@@ -287,6 +290,8 @@ def train_as_published(
         if i % print_every == 0:
             result["loss_step"].append(i)
             result["loss_sum"].append(float(np.sum(ce(y, y_pred))))
+            p_running = copy.deepcopy(net).forward(X_train, training=False)
+            result["ce_sum_running"].append(float(-np.sum(y * np.log(np.clip(p_running, 1e-15, 1)))))
         if eval_every is not None and (i + 1) % eval_every == 0:
             probe = copy.deepcopy(net)
             curve["step"].append(i + 1)

@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 import bnbackprop
-from bnbackprop._validation import require_bool, require_int
+from bnbackprop._validation import require_bool, require_int, require_nonnegative_float
 from bnbackprop.batchnorm import BatchNorm
 from bnbackprop.data import Split
 from bnbackprop.layers import Linear
@@ -31,7 +31,9 @@ from bnbackprop.network import ActivationLayer, Sequential, mlp
 from bnbackprop.optim import SGD, Adam
 from bnbackprop.training import History, fit
 
-__all__ = ["digits_corrected", "digits_network_corrected", "machine_info", "mnist_network", "mnist_run"]
+__all__ = [
+    "digits_corrected", "digits_network_corrected", "digits_run", "machine_info", "mnist_network", "mnist_run",
+]
 
 MNIST_SIZES = (784, 300, 50, 10)
 
@@ -74,22 +76,29 @@ def _sum_cross_entropy(Z: np.ndarray, labels: np.ndarray) -> tuple[float, np.nda
     return softmax_cross_entropy(Z, labels, reduction="sum")
 
 
-def digits_corrected(seed: int, data: Split, *, steps: int = 5000, log_every: int = 500) -> History:
+def digits_run(seed: int, data: Split, *, steps: int = 5000, log_every: int = 500) -> tuple[Sequential, History]:
     """Train :func:`digits_network_corrected` full batch with the library's Adam(lr=0.001).
 
     The gradient is that of the summed softmax cross-entropy, ``S - Y``: what the blog's
-    backward pass computes. Logged every ``log_every`` steps; the losses are sums over the
-    images, like the post's printed loss sum.
+    backward pass computes. Logged every ``log_every`` steps in inference mode (running
+    statistics); the losses are sums over the images, like the post's printed loss sum.
+    Returns the trained network and its :class:`~bnbackprop.training.History`.
     """
     data = _split(data)
     steps = require_int(steps, "steps", minimum=1)
     log_every = require_int(log_every, "log_every", minimum=1)
     net = digits_network_corrected(seed)
-    return fit(
+    history = fit(
         net, Adam(lr=0.001), data.X_train, data.y_train, epochs=steps, batch_size=None, seed=seed,
         X_test=data.X_test, y_test=data.y_test, loss=_sum_cross_entropy, log_every=log_every,
         description=f"digits corrected, seed {seed}",
     )
+    return net, history
+
+
+def digits_corrected(seed: int, data: Split, *, steps: int = 5000, log_every: int = 500) -> History:
+    """The :class:`~bnbackprop.training.History` of :func:`digits_run` (the blog's digits network, corrected)."""
+    return digits_run(seed, data, steps=steps, log_every=log_every)[1]
 
 
 def mnist_network(seed: int, *, batchnorm: bool, dtype: type = np.float32, last_bias: bool | None = None) -> Sequential:
@@ -112,14 +121,18 @@ def mnist_network(seed: int, *, batchnorm: bool, dtype: type = np.float32, last_
 
 def mnist_run(
     seed: int, data: Split, *, batchnorm: bool, epochs: int, dtype: type = np.float32,
-    last_bias: bool | None = None,
+    last_bias: bool | None = None, lr: float = 0.01,
 ) -> tuple[Sequential, History]:
-    """Train :func:`mnist_network` with SGD(lr=0.01), batches of 100, mean softmax cross-entropy."""
+    """Train :func:`mnist_network` with SGD (``lr``, the series' 0.01 by default), batches of 100, mean
+    softmax cross-entropy."""
     data = _split(data)
+    lr = require_nonnegative_float(lr, "lr")
+    if lr == 0:
+        raise ValueError("lr must be > 0 (a zero learning rate trains nothing)")
     epochs = require_int(epochs, "epochs", minimum=1)
     net = mnist_network(seed, batchnorm=batchnorm, dtype=dtype, last_bias=last_bias)
     history = fit(
-        net, SGD(lr=0.01), data.X_train, data.y_train, epochs=epochs, batch_size=100, seed=seed,
+        net, SGD(lr=lr), data.X_train, data.y_train, epochs=epochs, batch_size=100, seed=seed,
         X_test=data.X_test, y_test=data.y_test,
         description=f"MNIST {'with' if batchnorm else 'without'} batch norm, seed {seed}",
     )

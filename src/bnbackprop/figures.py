@@ -102,7 +102,7 @@ BOOK_STYLE = {
 
 
 def use_book_style() -> None:
-    """Apply :data:`BOOK_STYLE` and, inside IPython, render inline figures at 2× (retina PNG).
+    """Apply ``BOOK_STYLE`` and, inside IPython, render inline figures at 2× (retina PNG).
 
     A chapter calls this once after its imports; figures are then shown with myst-nb's
     ``glue`` and a ``{glue:figure}`` directive, which gives them a number, a caption and
