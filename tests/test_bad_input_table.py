@@ -610,6 +610,8 @@ TABLE = [
     ("optim.RMSprop", "rho negative", lambda: optim.RMSprop(lr=0.1, rho=-0.5), ValueError, "rho"),
     ("optim.Adadelta", "eps NaN", lambda: optim.Adadelta(eps=float("nan")), ValueError, "eps"),
     ("optim.Adam", "beta2 1", lambda: optim.Adam(beta2=1.0), ValueError, "beta2"),
+    ("optim.Adam", "hyper-parameter by position", lambda: optim.Adam(0.1, 0.9), TypeError, "beta1"),
+    ("optim.AdamW", "negative weight decay", lambda: optim.AdamW(weight_decay=-0.1), ValueError, "weight_decay"),
     # bias_example
     ("bias_example.layer", "batch of one", lambda: bias_example.layer(np.ones(1), 1.0, 0.0), ValueError, "u"),
     ("bias_example.layer", "w a string", lambda: bias_example.layer(U, "1", 0.0), TypeError, "w"),
@@ -667,6 +669,7 @@ EXEMPT = {
     "data.Split": RECORD + " (the loaders build it from their own arrays)",
     "figures.use_book_style": "takes no argument: it sets matplotlib's style for the book's figures",
     "experiments.machine_info": "takes no argument: it reports the machine and library versions",
+    "figures.use_book_style": "takes no argument: it sets matplotlib's rc parameters for the book",
     "network.Sequential.input_features": STORED,
     "network.Sequential.eval": "takes no argument",
     "network.Sequential.parameters": "takes no argument: it returns the layers' own arrays",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnbackprop.optim import SGD, Adadelta, AdaGrad, Adam, RMSprop
+from bnbackprop.optim import SGD, Adadelta, AdaGrad, Adam, AdamW, RMSprop
 
 # --- first steps derived by hand -------------------------------------------------------
 # One parameter w0 = 2, gradients g1 = 3 then g2 = -1 (a made-up sequence: the optimizers
@@ -131,6 +131,45 @@ TORCH_PAIRS = [
     (
         lambda: Adam(lr=0.05, beta1=0.5, beta2=0.9, eps=1e-3),
         lambda p: torch.optim.Adam(p, lr=0.05, betas=(0.5, 0.9), eps=1e-3),
+    ),
+    # dampening (torch's buffer starts as the undamped gradient) and L2 weight decay
+    (
+        lambda: SGD(lr=0.02, momentum=0.9, dampening=0.9),
+        lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.9, dampening=0.9),
+    ),
+    (
+        lambda: SGD(lr=0.02, momentum=0.5, dampening=0.3, weight_decay=0.1),
+        lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.5, dampening=0.3, weight_decay=0.1),
+    ),
+    (lambda: SGD(lr=0.02, weight_decay=0.5), lambda p: torch.optim.SGD(p, lr=0.02, weight_decay=0.5)),
+    (
+        lambda: SGD(lr=0.02, momentum=0.8, nesterov=True, weight_decay=0.2),
+        lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.8, nesterov=True, weight_decay=0.2),
+    ),
+    (lambda: AdaGrad(lr=0.3, weight_decay=0.2), lambda p: torch.optim.Adagrad(p, lr=0.3, weight_decay=0.2)),
+    (
+        lambda: RMSprop(lr=0.01, rho=0.99, weight_decay=0.3),
+        lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.99, weight_decay=0.3),
+    ),
+    (
+        lambda: Adadelta(lr=0.7, rho=0.95, eps=1e-4, weight_decay=0.1),
+        lambda p: torch.optim.Adadelta(p, lr=0.7, rho=0.95, eps=1e-4, weight_decay=0.1),
+    ),
+    (lambda: Adam(lr=0.01, weight_decay=0.3), lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.3)),
+    # AMSGrad and decoupled weight decay
+    (lambda: Adam(lr=0.05, amsgrad=True), lambda p: torch.optim.Adam(p, lr=0.05, amsgrad=True)),
+    (
+        lambda: Adam(lr=0.05, beta1=0.5, beta2=0.9, weight_decay=0.1, amsgrad=True),
+        lambda p: torch.optim.Adam(p, lr=0.05, betas=(0.5, 0.9), weight_decay=0.1, amsgrad=True),
+    ),
+    (lambda: AdamW(lr=0.01), lambda p: torch.optim.AdamW(p, lr=0.01)),
+    (
+        lambda: AdamW(lr=0.05, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.5),
+        lambda p: torch.optim.AdamW(p, lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.5),
+    ),
+    (
+        lambda: AdamW(lr=0.05, weight_decay=0.2, amsgrad=True),
+        lambda p: torch.optim.AdamW(p, lr=0.05, weight_decay=0.2, amsgrad=True),
     ),
 ]
 
@@ -306,6 +345,102 @@ def test_update_is_in_place():
     np.testing.assert_array_equal(view, [0.5, 1.5])
 
 
+def test_the_new_options_change_the_path():
+    # each option compared with torch above must actually act on the test problem (its path differs)
+    def final(make):
+        params, path = start_params(), []
+        optimizer = make()
+        for _ in range(300):
+            optimizer.step(params, loss_gradient(params))
+            path.append(np.concatenate([value.ravel() for value in params.values()]))
+        return np.array(path)
+
+    pairs = [
+        (lambda: SGD(lr=0.02, momentum=0.9), lambda: SGD(lr=0.02, momentum=0.9, dampening=0.9)),
+        (lambda: SGD(lr=0.02), lambda: SGD(lr=0.02, weight_decay=0.5)),
+        (lambda: Adam(lr=0.05), lambda: Adam(lr=0.05, amsgrad=True)),
+        (lambda: Adam(lr=0.01), lambda: Adam(lr=0.01, weight_decay=0.3)),
+        (lambda: Adam(lr=0.01, weight_decay=0.3), lambda: AdamW(lr=0.01, weight_decay=0.3)),
+        (lambda: Adam(lr=0.01), lambda: AdamW(lr=0.01)),
+    ]
+    for plain, option in pairs:
+        assert np.abs(final(plain) - final(option)).max() > 1e-3
+
+
+def test_dampened_first_step_is_undamped_like_torch():
+    # b_1 = g_1 (not (1 - dampening) g_1); b_2 = μ b_1 + (1 - dampening) g_2
+    w1, w2 = run_two_steps(SGD(lr=0.1, momentum=0.9, dampening=0.9))
+    assert w1 == pytest.approx(2.0 - 0.1 * 3.0, abs=1e-15)
+    assert w2 == pytest.approx(w1 - 0.1 * (0.9 * 3.0 + 0.1 * -1.0), abs=1e-15)
+
+
+def test_dampening_mu_is_not_the_notes_averaged_momentum():
+    # fed the same gradients, torch's b_t and the notes' M_t = μ M + (1 - μ) g differ by μ^t g_1
+    mu, gradients = 0.9, np.random.default_rng(2).normal(size=30)
+    optimizer, w, M = SGD(lr=0.0, momentum=mu, dampening=mu), np.zeros(1), 0.0
+    for t, g in enumerate(gradients, start=1):
+        optimizer.step({"w": w}, {"w": np.array([g])})
+        M = mu * M + (1 - mu) * g
+        assert optimizer.state["w"]["velocity"][0] - M == pytest.approx(mu**t * gradients[0], abs=1e-14)
+
+
+def test_adamw_decay_is_decoupled_from_the_moments():
+    # with a zero gradient AdamW shrinks w by (1 - lr wd) per step and m, v stay zero;
+    # Adam's L2 decay enters m and v and, divided by sqrt(v_hat), moves w by about lr per step
+    w = np.array([2.0])
+    adamw = AdamW(lr=0.1, weight_decay=0.5)
+    for t in range(1, 21):
+        adamw.step({"w": w}, {"w": np.zeros(1)})
+        assert w[0] == pytest.approx(2.0 * (1 - 0.05) ** t, rel=1e-13)
+    assert adamw.state["w"]["m"][0] == 0 and adamw.state["w"]["v"][0] == 0
+    w_l2 = np.array([2.0])
+    adam = Adam(lr=0.1, weight_decay=0.5)
+    adam.step({"w": w_l2}, {"w": np.zeros(1)})
+    assert w_l2[0] == pytest.approx(2.0 - 0.1, rel=1e-7)
+
+
+def test_amsgrad_keeps_the_largest_second_moment():
+    # a large gradient followed by small ones: v decays, v_max does not, and the steps are smaller
+    plain, ams = Adam(lr=0.1), Adam(lr=0.1, amsgrad=True)
+    w_plain, w_ams = np.array([0.0]), np.array([0.0])
+    for g in [10.0] + [0.1] * 50:
+        plain.step({"w": w_plain}, {"w": np.array([g])})
+        ams.step({"w": w_ams}, {"w": np.array([g])})
+    state = ams.state["w"]
+    assert state["v_max"][0] == pytest.approx(0.001 * 100.0, rel=1e-12)
+    assert state["v"][0] < 0.96 * state["v_max"][0]
+    assert abs(w_ams[0]) < abs(w_plain[0])
+
+
+@pytest.mark.parametrize(
+    ("call", "keyword"),
+    [
+        (lambda: SGD(0.1, 0.9), "momentum=0.9"),
+        (lambda: SGD(0.1, 0.9, True), "nesterov=True"),
+        (lambda: AdaGrad(0.1, 1e-3), "eps=0.001"),
+        (lambda: RMSprop(0.1, 0.99), "rho=0.99"),
+        (lambda: Adadelta(0.95, 1e-4), "rho=0.95, eps=0.0001"),
+        (lambda: Adam(0.1, 0.5), "beta1=0.5"),
+        (lambda: AdamW(0.1, 0.5), "beta1="),
+    ],
+)
+def test_hyper_parameters_after_lr_are_keyword_only(call, keyword):
+    message = r"takes only lr by position; pass the hyper-parameters after it by keyword"
+    with pytest.raises(TypeError, match=message) as error:
+        call()
+    assert keyword in str(error.value)
+
+
+def test_lr_alone_may_be_positional_and_signatures_show_the_keywords():
+    import inspect
+
+    assert SGD(0.1).lr == 0.1 and Adadelta(0.5).lr == 0.5 and Adadelta(0.5).rho == 0.9
+    for cls in (SGD, AdaGrad, RMSprop, Adadelta, Adam, AdamW):
+        parameters = list(inspect.signature(cls).parameters.values())
+        assert parameters[0].name == "lr"
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters[1:]), cls
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 
@@ -389,6 +524,12 @@ def test_divergence_is_reported_not_returned_as_inf():
         (lambda: Adam(beta1=1.0), ValueError, r"beta1 must lie in \[0, 1\)"),
         (lambda: Adam(beta2=-0.1), ValueError, "beta2 must be a finite number >= 0"),
         (lambda: Adam(eps=float("inf")), ValueError, "eps must be a finite number >= 0"),
+        (lambda: SGD(lr=0.1, dampening=1.5), ValueError, r"dampening must lie in \[0, 1\]"),
+        (lambda: SGD(lr=0.1, momentum=0.9, dampening=0.5, nesterov=True), ValueError, "dampening=0"),
+        (lambda: SGD(lr=0.1, weight_decay=-1.0), ValueError, "weight_decay must be a finite number >= 0"),
+        (lambda: Adam(amsgrad=1), TypeError, "amsgrad must be True or False"),
+        (lambda: AdamW(weight_decay=float("nan")), ValueError, "weight_decay must be a finite number >= 0"),
+        (lambda: Adadelta(weight_decay="0.1"), TypeError, "weight_decay must be a real number"),
     ],
 )
 def test_invalid_hyper_parameters(make, error, message):
