@@ -669,7 +669,6 @@ EXEMPT = {
     "data.Split": RECORD + " (the loaders build it from their own arrays)",
     "figures.use_book_style": "takes no argument: it sets matplotlib's style for the book's figures",
     "experiments.machine_info": "takes no argument: it reports the machine and library versions",
-    "figures.use_book_style": "takes no argument: it sets matplotlib's rc parameters for the book",
     "network.Sequential.input_features": STORED,
     "network.Sequential.eval": "takes no argument",
     "network.Sequential.parameters": "takes no argument: it returns the layers' own arrays",
