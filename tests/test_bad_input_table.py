@@ -38,6 +38,7 @@ from bnbackprop import (
     stepwise,
     symbolic,
     training,
+    welford,
 )
 
 # ---------------------------------------------------------------------------------------
@@ -123,6 +124,11 @@ TABLE = [
     # batchnorm
     ("batchnorm.batch_statistics", "ddof too large", lambda: batchnorm.batch_statistics(X, ddof=4), ValueError, "ddof"),
     ("batchnorm.batch_statistics", "1-D X", lambda: batchnorm.batch_statistics(np.ones(3)), ValueError, "X"),
+    # welford
+    ("welford.welford", "ddof too large", lambda: welford.welford(X, ddof=4), ValueError, "ddof"),
+    ("welford.welford", "NaN in X", lambda: welford.welford(NAN_X), ValueError, "X"),
+    ("welford.welford_update", "negative count",
+     lambda: welford.welford_update(-1, np.zeros(3), np.zeros(3), X[0]), ValueError, "count"),
     ("batchnorm.forward", "batch of one", lambda: batchnorm.forward(X[:1], GAMMA, BETA), ValueError, "X"),
     ("batchnorm.forward", "NaN in X", lambda: batchnorm.forward(NAN_X, GAMMA, BETA), ValueError, "X"),
     ("batchnorm.forward", "gamma shape", lambda: batchnorm.forward(X, GAMMA[:2], BETA), ValueError, "gamma"),
@@ -618,6 +624,7 @@ EXEMPT = {
     "question_network.load_question_data": "takes no argument: it reads the package's own data file",
     "stepwise.Step": RECORD,
     "symbolic.Proof": RECORD,
+    "figures.use_book_style": "takes no argument: it sets matplotlib's style for the book's figures",
 }
 
 
