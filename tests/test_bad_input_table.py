@@ -39,6 +39,7 @@ from bnbackprop import (
     stepwise,
     symbolic,
     training,
+    welford,
 )
 
 # ---------------------------------------------------------------------------------------
@@ -130,6 +131,11 @@ TABLE = [
     # batchnorm
     ("batchnorm.batch_statistics", "ddof too large", lambda: batchnorm.batch_statistics(X, ddof=4), ValueError, "ddof"),
     ("batchnorm.batch_statistics", "1-D X", lambda: batchnorm.batch_statistics(np.ones(3)), ValueError, "X"),
+    # welford
+    ("welford.welford", "ddof too large", lambda: welford.welford(X, ddof=4), ValueError, "ddof"),
+    ("welford.welford", "NaN in X", lambda: welford.welford(NAN_X), ValueError, "X"),
+    ("welford.welford_update", "negative count",
+     lambda: welford.welford_update(-1, np.zeros(3), np.zeros(3), X[0]), ValueError, "count"),
     ("batchnorm.forward", "batch of one", lambda: batchnorm.forward(X[:1], GAMMA, BETA), ValueError, "X"),
     ("batchnorm.forward", "NaN in X", lambda: batchnorm.forward(NAN_X, GAMMA, BETA), ValueError, "X"),
     ("batchnorm.forward", "NaN in X, fused kernel", lambda: batchnorm.forward(NAN_X, GAMMA, BETA, engine="auto"),
