@@ -11,7 +11,9 @@ Sphinx extension (loaded through ``sphinx.local_extensions`` in _config.yml). It
 - packs the project's source into the site, as ``bnbackprop-source.tar.gz`` at
   the root of the HTML output (what ``git archive HEAD`` gives; outside a git
   checkout, the files of the tree minus build outputs and caches), so that a
-  reader of the website can download the whole book and run it.
+  reader of the website can download the whole book and run it;
+- offers each chapter's executed notebook (chapters/NAME.ipynb) in the page's
+  download menu, beside its text source (chapters/NAME.md).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -153,6 +156,24 @@ def _builder_inited(app) -> None:
         write_source_archive(Path(app.confdir), Path(app.outdir))
 
 
+# ---- The notebook of each chapter, for download ------------------------------------
+
+
+def _offer_notebook(app, pagename, templatename, context, doctree) -> None:
+    """Put chapters/NAME.ipynb (the executed notebook paired with NAME.md) in the
+    page's download menu. sphinx-book-theme copies a text notebook's .ipynb only
+    when a launch button (Binder, Colab, ...) is configured, and the book has none."""
+    if app.builder.format != "html" or context.get("ipynb_source"):
+        return
+    notebook = Path(app.srcdir, pagename).with_suffix(".ipynb")
+    if not notebook.is_file() or not Path(app.srcdir, pagename).with_suffix(".md").is_file():
+        return
+    target = Path(app.outdir, "_sources", pagename).with_suffix(".ipynb")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(notebook, target)
+    context["ipynb_source"] = f"{pagename}.ipynb"
+
+
 def _always_reread_api(app, env, added, changed, removed) -> list[str]:
     # The page's text comes from the package's docstrings, which Sphinx does not
     # track: read it again on every build.
@@ -163,4 +184,6 @@ def setup(app):
     app.connect("source-read", _source_read)
     app.connect("env-get-outdated", _always_reread_api)
     app.connect("builder-inited", _builder_inited)
+    # Before sphinx-book-theme's header buttons (priority 501) are made.
+    app.connect("html-page-context", _offer_notebook, priority=400)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -99,7 +99,7 @@ API_MODULES = [
     "bnbackprop.loops",
 ]
 
-NAVIGATION_TIMEOUT_MS = 30_000
+NAVIGATION_TIMEOUT_MS = 60_000  # generous: the tests may share two busy cores
 MATHJAX_TIMEOUT_MS = 30_000
 
 
