@@ -6,8 +6,8 @@ Sphinx extension (loaded through ``sphinx.local_extensions`` in _config.yml). It
   ``% bnbackprop-api-reference`` of that page is replaced by a table of every
   public function and class of every module of ``bnbackprop`` (with the first
   line of its docstring, each linked to its entry), followed by one section per
-  module (``automodule``), headed by the module's name (automodule shows its
-  docstring). A new module appears with no line to add;
+  module (``automodule``), headed by the module's name without the package's
+  (automodule shows its docstring). A new module appears with no line to add;
 - packs the project's source into the site, as ``bnbackprop-source.tar.gz`` at
   the root of the HTML output (what ``git archive HEAD`` gives; outside a git
   checkout, the files of the tree minus build outputs and caches), so that a
@@ -85,11 +85,13 @@ def api_reference() -> str:
     sections = []
     for module in _modules():
         short = module.__name__.removeprefix(f"{PACKAGE}.")
+        # A row naming the module, then one row per function or class.
+        rows.append(f"| **{{mod}}`{module.__name__} <{module.__name__}>`** | {_first_line(module)} |")
         for name, value in _members(module):
             role = "class" if inspect.isclass(value) else "func"
-            rows.append(f"| {{{role}}}`{short}.{name} <{module.__name__}.{name}>` | {_first_line(value)} |")
+            rows.append(f"| {{{role}}}`{name} <{module.__name__}.{name}>` | {_first_line(value)} |")
         sections += [
-            f"## `{module.__name__}`",
+            f"## `{short}`",
             "",
             "```{eval-rst}",
             f".. automodule:: {module.__name__}",
@@ -98,7 +100,9 @@ def api_reference() -> str:
             "```",
             "",
         ]
-    return "\n".join(["## Every function and class", "", *rows, "", *sections])
+    # The container's class lets the style sheet stack the table on a phone.
+    table = ["::::{container} bnbackprop-api-summary", *rows, "::::"]
+    return "\n".join(["## Every function and class", "", *table, "", *sections])
 
 
 def _source_read(app, docname: str, source: list[str]) -> None:
