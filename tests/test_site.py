@@ -25,8 +25,8 @@ the test asserts that
     block (merged streams); the solutions of exercises are hidden with their
     output; at 1366 px there is one search box, the page's <title> and the
     sidebar name the book once, the page has a favicon, and every picture in the
-    text has alt text that describes it and sits in a numbered figure with a
-    caption;
+    text has alt text that describes it, sits in a numbered figure with a
+    caption, and is an SVG or a bitmap at least twice as wide as it is shown;
 (h) at 820 and 390 px every visible sidebar toggle (☰) and contents toggle opens
     its panel on screen, and at 1366 px the ☰ collapses and restores the sidebar
     (test_sidebar_toggles_work);
@@ -648,6 +648,8 @@ _IMAGES = """() => Array.from(document.querySelectorAll('main article img, artic
   return {
     src: img.getAttribute('src') || '',
     alt: (img.getAttribute('alt') || '').trim(),
+    natural: img.naturalWidth,
+    shown: img.getBoundingClientRect().width,
     number: number ? number.textContent.trim() : '',
     caption: caption ? caption.textContent.replace(number ? number.textContent : '', '').trim() : '',
   };
@@ -668,6 +670,12 @@ def _image_problems(images: list[dict]) -> list[str]:
             problems.append(f"{name}: not in a numbered figure")
         if not image["caption"]:
             problems.append(f"{name}: no caption")
+        # Sharp on a high-density screen: SVG, or a bitmap of at least twice the width shown.
+        if not image["src"].lower().endswith(".svg") and image["natural"] < 1.9 * image["shown"]:
+            problems.append(
+                f"{name}: {image['natural']}px wide, shown at {image['shown']:.0f}px (less than 2×: soft on a "
+                "high-density screen; use figures.use_book_style())"
+            )
     return problems
 
 
@@ -837,11 +845,19 @@ def test_screen_checks_can_fail(open_site) -> None:
     width = page.evaluate(_PAGE_WIDTH)
     assert width["excess"] > 0 and any("wide paragraph" in c for c in width["culprits"]), width
     image_problems = _image_problems(page.evaluate(_IMAGES))
-    assert len(image_problems) == 3, image_problems
+    assert len(image_problems) == 4, image_problems  # alt text, number, caption, resolution
     assert _title_problems("Book — Book", "Book", "Book\nBook") == [
         "the <title> repeats itself: 'Book — Book'",
         "the sidebar names the book 2 times, not once",
     ]
     assert not _title_problems("1. Notation — Book", "Book", "Book\n1. Notation")
-    good_image = {"src": "x.png", "alt": "Loss against step for three optimizers.", "number": "Fig. 1", "caption": "c"}
+    good_image = {
+        "src": "x.png",
+        "alt": "Loss against step for three optimizers.",
+        "number": "Fig. 1",
+        "caption": "c",
+        "natural": 1500,
+        "shown": 750,
+    }
     assert not _image_problems([good_image])
+    assert _image_problems([{**good_image, "natural": 1000}]), "a 1.33× bitmap is soft"
