@@ -17,8 +17,9 @@ the test asserts that
 (f) the errata page, at 1366 × 900, has nothing wider than its text column and
     does not scroll sideways (test_errata_page_reads_without_horizontal_scrolling);
 (g) every page reads on three screens, 390 × 844 (phone), 820 × 1180 (tablet) and
-    1366 × 768 (laptop) (test_page_on_screen): after MathJax has run, no ``$`` or
-    TeX command is left in the visible text outside rendered math; no display
+    1366 × 768 (laptop) (test_page_on_screen): after MathJax has run, no ``$``,
+    TeX command or TeX sub/superscript (``W_{t-1}``) is left in the visible text
+    outside code and rendered math; no display
     equation is cut off (at 1366 px none is wider than its column; narrower, one
     may scroll inside its own box); at 390 px the document is no wider than the
     screen; no printed output scrolls sideways; a cell's printed output is one
@@ -311,7 +312,7 @@ def open_site(request: pytest.FixtureRequest) -> Iterator[Callable[[], tuple[str
 _TEXT_OUTSIDE_CODE = """() => {
     const body = document.body.cloneNode(true);
     body.querySelectorAll(
-        'pre, code, script, style, textarea, mjx-container, .tex2jax_ignore, .mathjax_ignore'
+        'pre, code, script, style, textarea, mjx-container'
     ).forEach(e => e.remove());
     return body.textContent;
 }"""
@@ -521,9 +522,12 @@ SEARCH_PAGE = "search.html"
 # sign or a TeX command: math that MathJax did not typeset (or prose that was meant
 # to be math), as "…context…" strings.
 _RAW_TEX_IN_VISIBLE_TEXT = r"""() => {
-  const skip = 'pre, code, kbd, samp, script, style, textarea, mjx-container, '
-             + '.tex2jax_ignore, .mathjax_ignore';
-  const pattern = /\$|\\[A-Za-z]+|\\[()[\]{}]/g;
+  // Not .tex2jax_ignore / .mathjax_ignore: MyST puts every page's text in a section
+  // with those classes (MathJax then typesets only its .math elements), so they are
+  // exactly where untypeset TeX stays.
+  const skip = 'pre, code, kbd, samp, script, style, textarea, mjx-container';
+  // A dollar, a TeX command or delimiter, or a TeX sub- or superscript (W_{t-1}, e^{y-c}).
+  const pattern = /\$|\\[A-Za-z]+|\\[()[\]{}]|[_^]\{/g;
   const found = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
@@ -536,6 +540,20 @@ _RAW_TEX_IN_VISIBLE_TEXT = r"""() => {
     }
   }
   return found;
+}"""
+
+# Opens every closed <details> except exercise solutions (code cells, tag hide-cell),
+# and returns how many it opened; _CLOSE_DETAILS folds them again.
+_OPEN_DETAILS = """() => {
+  const closed = Array.from(document.querySelectorAll('details:not([open])'))
+    .filter(d => !d.closest('.cell'));
+  closed.forEach(d => { d.open = true; d.dataset.bnbackpropOpened = '1'; });
+  return closed.length;
+}"""
+_CLOSE_DETAILS = """(count) => {
+  const opened = document.querySelectorAll('details[data-bnbackprop-opened]');
+  opened.forEach(d => { d.open = false; delete d.dataset.bnbackpropOpened; });
+  return opened.length === count;
 }"""
 
 # Every visible display equation: how much of it does not fit its box, whether the
@@ -720,8 +738,12 @@ def test_page_on_screen(path: str, screen: str, open_site) -> None:
     page.wait_for_load_state("networkidle")
     problems: list[str] = []
 
+    # Text and equations folded away in dropdowns (<details>) count too: open them
+    # for these two checks, then fold them again.
+    opened = page.evaluate(_OPEN_DETAILS)
     problems += [f"raw TeX or a $ in the text: {found}" for found in page.evaluate(_RAW_TEX_IN_VISIBLE_TEXT)]
     problems += _display_problems(page.evaluate(_DISPLAYS), screen)
+    page.evaluate(_CLOSE_DETAILS, opened)
     outputs = page.evaluate(_OUTPUTS)
     problems += [f"printed output cut at the column's edge: {cut}" for cut in outputs["cut"]]
     problems += [f"a cell's printed output is split into {split}" for split in outputs["split"]]
@@ -815,8 +837,8 @@ def test_sidebar_toggles_work(path: str, open_site) -> None:
 
 # A page made to fail every check of test_page_on_screen, opened at 390 px.
 _BAD_PAGE = """<!DOCTYPE html><html><head><title>Book — Book</title></head><body>
-<main><article class="bd-article" style="width: 380px">
-  <p id="raw">The mean is $\\mu$ and \\sigma is raw.</p><p><code>$ok$ \\ok</code></p>
+<main><article class="bd-article" style="width: 380px"><section class="tex2jax_ignore mathjax_ignore">
+  <p id="raw">The mean is $\\mu$ and \\sigma is raw; W_{t-1} is pseudo-TeX.</p><p><code>$ok$ \\ok</code></p>
   <mjx-container display="true" style="display: block; width: 300px; overflow: hidden">
     <span style="display: inline-block; width: 500px">wide</span></mjx-container>
   <div class="cell_output"><div class="output stream"><pre style="overflow: auto">a</pre></div>
@@ -824,7 +846,7 @@ _BAD_PAGE = """<!DOCTYPE html><html><head><title>Book — Book</title></head><bo
   <div class="cell tag_hide-cell"><div class="cell_output"><pre>the answer</pre></div></div>
   <img alt="../_images/0123456789abcdef0123.png" src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">
   <div style="width: 700px">wide paragraph</div>
-</article></main></body></html>""".replace("LONG_LINE", "x" * 200)
+</section></article></main></body></html>""".replace("LONG_LINE", "x" * 200)
 
 
 def test_screen_checks_can_fail(open_site) -> None:
@@ -834,6 +856,7 @@ def test_screen_checks_can_fail(open_site) -> None:
     page.set_content(_BAD_PAGE)
     raw = page.evaluate(_RAW_TEX_IN_VISIBLE_TEXT)
     assert any("$ in" in found for found in raw) and any("\\sigma" in found for found in raw), raw
+    assert any(found.startswith("_{") for found in raw), raw
     assert not any("ok" in found for found in raw), f"text in <code> was scanned: {raw}"
     displays = page.evaluate(_DISPLAYS)
     assert len(_display_problems(displays, "tablet")) == 1 and len(_display_problems(displays, "laptop")) == 1
