@@ -515,8 +515,6 @@ SCREENS = {
     "tablet": {"width": 820, "height": 1180},
     "laptop": {"width": 1366, "height": 768},
 }
-# Pages that are not the book's text: Sphinx's search page has a search form of its own.
-SEARCH_PAGE = "search.html"
 
 # Text nodes that the reader sees, outside code and rendered math, holding a dollar
 # sign or a TeX command: math that MathJax did not typeset (or prose that was meant
@@ -756,10 +754,9 @@ def test_page_on_screen(path: str, screen: str, open_site) -> None:
                 + "\n    ".join(width["culprits"])
             )
     if screen == "laptop":
-        if path != SEARCH_PAGE:
-            boxes = page.evaluate(_SEARCH_BOXES)
-            if len(boxes) != 1:
-                problems.append(f"{len(boxes)} search boxes on screen, not one: {boxes}")
+        boxes = page.evaluate(_SEARCH_BOXES)
+        if len(boxes) != 1:
+            problems.append(f"{len(boxes)} search boxes on screen, not one: {boxes}")
         chrome = page.evaluate(_CHROME)
         problems += _title_problems(chrome["title"], _book_title(), chrome["sidebar"])
         if not chrome["icon"]:
