@@ -1,6 +1,7 @@
 # Backprop through batch norm, in matrix form: executable derivations.
 #
-#   make book    build the website into _build/html (creates .venv on first use)
+#   make book    build the website into _build/html (creates .venv on first use),
+#                with the project's source archive (git archive HEAD) inside it
 #   make test    install Debian's chromium if it is missing (or stop, saying what
 #                to run), lint, build the book (warnings are errors), then run the
 #                unit tests, the browser test and every chapter notebook (nbval)
@@ -52,6 +53,7 @@ book: $(STAMP)
 	@echo "The book is built. Open it with either of:"
 	@echo "    $(CURDIR)/$(HTML)/index.html"
 	@echo "    make serve    (then http://127.0.0.1:$(PORT)/)"
+	@echo "The whole project, for a reader to download, is in $(HTML)/bnbackprop-source.tar.gz."
 
 # -W: warnings are errors; -n: nitpicky (every unresolved reference warns);
 # --keep-going: report all warnings before failing.

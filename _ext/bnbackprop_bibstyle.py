@@ -4,9 +4,10 @@ Sphinx extension (loaded through ``sphinx.local_extensions`` in _config.yml).
 It registers a pybtex formatting style, ``plain_author_year``: pybtex's
 ``plain`` style with labels such as "Ioffe and Szegedy 2015" or
 "Reddi et al. 2018" instead of numbers, so that a citation in the text says
-whom it cites. An entry without an author (the five source documents, whose
-saved copies name no author or date) is labelled by its ``shorthand`` field,
-or by its key if it has none.
+whom it cites. An entry with a ``shorthand`` field (the five source documents,
+whose saved copies give no date) is labelled by it, and an entry with neither
+shorthand nor author by its key. The entries are listed in the order of their labels
+(sorting style ``label_order``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from pybtex.plugin import register_plugin
 from pybtex.style.formatting.plain import Style as PlainStyle
 from pybtex.style.labels import BaseLabelStyle
+from pybtex.style.sorting import BaseSortingStyle
 
 
 def _surname(person) -> str:
@@ -47,11 +49,23 @@ class AuthorYearLabelStyle(BaseLabelStyle):
             yield label if seen[label] == 1 else f"{label}{chr(ord('a') + seen[label] - 1)}"
 
 
+class LabelSortingStyle(BaseSortingStyle):
+    """Entries in the order of the labels a reader sees, whatever their type: by label
+    (case-insensitive), then year, then title. (pybtex's author_year_title puts every
+    entry without an author first, and sorts books by editor.)"""
+
+    def sorting_key(self, entry):
+        label = author_year_label(entry).replace("{", "").replace("}", "").casefold()
+        return (label, entry.fields.get("year", ""), entry.fields.get("title", "").casefold())
+
+
 class PlainAuthorYearStyle(PlainStyle):
     default_label_style = "author_year_labels"
+    default_sorting_style = "label_order"
 
 
 def setup(app):
     register_plugin("pybtex.style.labels", "author_year_labels", AuthorYearLabelStyle)
+    register_plugin("pybtex.style.sorting", "label_order", LabelSortingStyle)
     register_plugin("pybtex.style.formatting", "plain_author_year", PlainAuthorYearStyle)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

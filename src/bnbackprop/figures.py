@@ -82,9 +82,9 @@ def computation_graph(ax=None):
     return fig
 
 
-# The book's figures: PNG at twice the column's pixel width (sharp on high-density
-# screens), fonts sized for a 757 px column and still legible when the column narrows to
-# a phone's 390 px, white plates that stay readable in dark mode.
+#: The Matplotlib settings of the book's figures (fonts sized for a 757 px column and still
+#: legible when the column narrows to a phone's 390 px, white plates that stay readable in
+#: dark mode); PNG at twice the column's pixel width comes from :func:`use_book_style`.
 BOOK_STYLE = {
     "figure.figsize": (7.5, 4.2),
     "figure.dpi": 100,

@@ -185,14 +185,21 @@ def answer_dbeta(W: np.ndarray) -> np.ndarray:
 
 
 def answer_dgamma(Z: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """The answer's ``∇_γ R = diag((Z - e_N μᵀ)ᵀ W Σ^{-1/2})``, Σ^{-1/2} = diag(1/σ), Z = X Γ1."""
+    r"""The answer's :math:`\nabla_\gamma R = \operatorname{diag}\bigl((Z - e_N\mu^\top)^\top W\Sigma^{-1/2}\bigr)`.
+
+    Here :math:`\Sigma^{-1/2} = \operatorname{diag}(1/\sigma_1, \dots, 1/\sigma_p)` (standard deviations
+    with ``ddof=1``), :math:`Z = X\Gamma_1` and :math:`W` is the stub.
+    """
     centred = Z - Z.mean(axis=0)
     inv_sd = np.diag(1.0 / Z.std(axis=0, ddof=1))
     return np.diag(centred.T @ W @ inv_sd).copy()
 
 
 def answer_dgamma_selection(Z: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """The answer's middle form ``Kᵀ vec((Z - e_N μᵀ)ᵀ W Σ^{-1/2})`` with K selecting diagonals."""
+    r"""The answer's middle form :math:`K^\top\operatorname{vec}\bigl((Z - e_N\mu^\top)^\top W\Sigma^{-1/2}\bigr)`.
+
+    :math:`K` selects the diagonal of a square matrix from its vec.
+    """
     centred = Z - Z.mean(axis=0)
     inv_sd = np.diag(1.0 / Z.std(axis=0, ddof=1))
     K = diagonal_selection_matrix(Z.shape[1])
