@@ -23,7 +23,7 @@ Collectives per call (K processes, p features; :func:`record_collectives` lists 
 * :func:`backward`: one ``all_reduce`` of 2p values.
 
 Why two all-reduces rather than one: a single all-reduce of [Σx, Σx²] loses the variance
-to cancellation when |μ| ≫ σ (the textbook one-pass formula); an ``all_gather`` of each
+to cancellation when the mean's magnitude ≫ σ (the textbook one-pass formula); an ``all_gather`` of each
 shard's (mean, M2), combined by Chan's formula, is stable in one round but moves K·2p
 values to every process. Two all-reduces take one more latency, move O(p) values per
 process whatever K, and reproduce the library's corrected two-pass algorithm term by term,

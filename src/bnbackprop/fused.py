@@ -8,7 +8,7 @@ is not installed, takes the NumPy path unchanged. ``engine="numpy"`` forces the 
 ``engine="fused"`` the kernel (a ``ValueError`` says why when it cannot be used).
 
 Why: the NumPy path makes one pass over memory per NumPy call and runs on one thread. The
-kernel (:mod:`bnbackprop._fused_kernels`) shares the rows among the threads and makes two
+kernel (``bnbackprop._fused_kernels``) shares the rows among the threads and makes two
 sweeps per pass: the forward pass reads X for the statistics (in blocks of rows small enough
 to stay in the core's cache, two-pass within a block, merged with Chan's update), then reads
 X again and writes x̂ and Y; the backward pass reads dY and x̂ for its two per-feature sums,
@@ -34,9 +34,9 @@ import numpy as np
 
 ENGINES = ("auto", "numpy", "fused")
 
-#: Bytes of X per block of rows: a block's statistics are computed while it stays in the core's cache.
+#: Bytes of X per block of rows, so that a block's statistics are computed while it stays in the core's cache.
 BLOCK_BYTES = 128 * 1024
-#: Entries per thread at least: smaller arrays run on one thread, where starting threads costs more than it saves.
+#: Entries per thread at least; smaller arrays run on one thread, where starting threads costs more than it saves.
 MIN_CHUNK_ELEMENTS = 2**17
 
 
