@@ -152,8 +152,11 @@ def _bound(case):
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[case["name"] for case in CASES])
 def test_matches_one_process_on_the_whole_batch(group_results, index):
     case = CASES[index]
-    Y_ref, cache = batchnorm.forward(case["X"], case["gamma"], case["beta"], **case["options"])
-    dX_ref, dgamma_ref, dbeta_ref = batchnorm.backward(case["dY"], cache)
+    # The reference is the NumPy path, whose corrected two-pass statistics the distributed
+    # forward reproduces term by term; the fused kernel sums in another order, which at
+    # |μ| ≫ σ differs by about u·|μ|/σ (1e-10 here), above this test's bound.
+    Y_ref, cache = batchnorm.forward(case["X"], case["gamma"], case["beta"], engine="numpy", **case["options"])
+    dX_ref, dgamma_ref, dbeta_ref = batchnorm.backward(case["dY"], cache, engine="numpy")
     axis = case["split_axis"]
     Y, dX = _gathered(group_results, index, "Y", axis), _gathered(group_results, index, "dX", axis)
     dgamma = sum(r["cases"][index]["dgamma"] for r in group_results)

@@ -633,7 +633,12 @@ _HIDDEN_SOLUTIONS = """() => Array.from(document.querySelectorAll('.cell.tag_hid
   .map(c => (c.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 80))"""
 
 # Search boxes and buttons a reader sees on the first screen.
-_SEARCH_BOXES = """() => Array.from(document.querySelectorAll(
+# The theme scrolls the sidebar to the current page's link, which on pages low in the
+# contents takes the sidebar's search box above the screen: scroll back to the top first.
+_SEARCH_BOXES = """() => (
+  window.scrollTo(0, 0),
+  document.querySelectorAll('.bd-sidebar-primary, .bd-sidebar-primary *').forEach(e => { e.scrollTop = 0; }),
+  Array.from(document.querySelectorAll(
     '.search-button-field, .search-button, form.bd-search, input[type="search"]'))
   .filter(e => {
     if (!e.checkVisibility() || (e.parentElement && e.parentElement.closest('form.bd-search'))) return false;
@@ -641,7 +646,7 @@ _SEARCH_BOXES = """() => Array.from(document.querySelectorAll(
     return r.width > 0 && r.height > 0 && r.bottom > 0 && r.top < window.innerHeight;
   })
   .map(e => `${e.tagName.toLowerCase()}.${(e.className || '').split(' ').join('.')} at `
-            + `${Math.round(e.getBoundingClientRect().left)},${Math.round(e.getBoundingClientRect().top)}`)"""
+            + `${Math.round(e.getBoundingClientRect().left)},${Math.round(e.getBoundingClientRect().top)}`))"""
 
 # The page's chrome: its <title>, the sidebar's visible text, the favicon, the footer.
 _CHROME = """() => {
