@@ -32,7 +32,11 @@ rounding (only the order of the additions differs).
 
 A process whose own input is refused (wrong shape, NaN, bad option) still takes part in
 the collectives of that call, flagging its failure, so that every process raises instead
-of waiting for it; the others raise ``RuntimeError`` naming it. Arrays: NumPy arrays
+of waiting for it; the others raise ``RuntimeError`` naming it. Two checks come after a
+call's last collective and so raise on the failing process alone: an x̂ (forward) or dX
+(backward) that overflows the dtype; the other processes return, and their next collective
+waits until the group's timeout. Features whose variance overflows or underflows the dtype
+are refused ("rescale X"), where the single-process library rescales them. Arrays: NumPy arrays
 (communicated as CPU tensors: gloo) and torch tensors (communicated as they are: gloo on
 CPU, NCCL on GPUs). :func:`run_processes` starts K processes joined by a gloo group on
 127.0.0.1, for the book and the tests.
