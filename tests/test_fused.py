@@ -52,8 +52,17 @@ def kernel_calls(monkeypatch):
         calls.append(("backward", result is not None))
         return result
 
+    backward_fast = fused._backward_fast
+
+    def counted_backward_fast(*args, **kwargs):  # a None here goes on to _backward, which records it
+        result = backward_fast(*args, **kwargs)
+        if result is not None:
+            calls.append(("backward", True))
+        return result
+
     monkeypatch.setattr(fused, "_forward", counted_forward)
     monkeypatch.setattr(fused, "_backward", counted_backward)
+    monkeypatch.setattr(fused, "_backward_fast", counted_backward_fast)
     return calls
 
 
@@ -319,3 +328,43 @@ def test_the_package_runs_where_numba_cannot_be_imported():
                                env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"}, check=False)
     assert completed.returncode == 0, completed.stderr
     assert "engine='fused' cannot run: Numba is not installed" in completed.stdout
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", (np.float64, np.float32))
+@pytest.mark.parametrize("options", ({}, {"ddof": 1}, {"eps_placement": "outside"}, {"eps": 0.0}), ids=str)
+def test_the_short_paths_give_the_full_paths_results_bit_for_bit(monkeypatch, dtype, options):
+    """forward and backward send the common call (N × p, C order, axis=0, γ and β of X's dtype)
+    to the kernel with fewer checks; the full path (taken here for axis=-2, and with the short
+    backward switched off) runs the same kernel, so every output must be identical."""
+    X, gamma, beta, dY = arrays((96, 40), dtype, 40)
+    short = run(X, gamma, beta, dY, "auto", **options)
+    calls = []
+    monkeypatch.setattr(fused, "_backward_fast", lambda *args: calls.append(args) and None)
+    full = run(X, gamma, beta, dY, "auto", axis=-2, **options)
+    assert len(calls) == 1  # the short backward was asked, and declined (None): the full path ran
+    for name in short:
+        assert short[name].dtype == full[name].dtype == dtype, name
+        np.testing.assert_array_equal(short[name], full[name], err_msg=name)
+    for name in ("xhat", "mean", "var", "inv_denom", "kappa"):
+        assert not short[name].flags.writeable, name
+
+
+@needs_numba
+def test_the_short_paths_still_refuse_bad_vectors_and_unknown_options():
+    X, gamma, beta, dY = arrays((16, 3), np.float64, 3)
+    for name, bad in (("gamma", np.array([1.0, np.nan, 1.0])), ("beta", np.array([0.0, 0.0, np.inf]))):
+        vectors = {"gamma": gamma, "beta": beta, name: bad}
+        with pytest.raises(ValueError, match=f"{name} holds 1 non-finite value"):
+            batchnorm.forward(X, **vectors)
+    with pytest.raises(ValueError, match="eps_placement must be one of"):
+        batchnorm.forward(X, gamma, beta, eps_placement="Inside")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        batchnorm.forward(X, gamma, beta, engine="Fused")
+    _, cache = batchnorm.forward(X, gamma, beta)
+    with pytest.raises(ValueError, match="dY holds"):
+        batchnorm.backward(np.where(X > 0, np.nan, dY), cache)
+    gamma_in = gamma.copy()
+    _, cache = batchnorm.forward(X, gamma_in, beta)
+    gamma_in[:] = 7.0  # the cache keeps its own copy
+    assert np.array_equal(cache.gamma, gamma) and not np.shares_memory(cache.gamma, gamma_in)

@@ -10,7 +10,8 @@ stay in the core's cache (``block`` rows); a block's mean and sum of squared dev
 computed two-pass (corrected by the centred values' own mean) while it is in the cache, and
 merged into the chunk's running statistics with Chan's update, which is as stable as the
 two-pass algorithm. The forward pass so reads X from memory twice (statistics, then x̂ and Y)
-and writes x̂ and Y; the backward pass reads dY and x̂ twice (the two sums, then dX) and
+and writes x̂ and Y (a third read, only when some feature's spread is within rounding of its
+mean, tells an exactly constant feature, a dead unit, from one the NumPy path must handle); the backward pass reads dY and x̂ twice (the two sums, then dX) and
 writes dX.
 
 The kernels return the number of features or chunks they could not finish exactly. The
@@ -50,18 +51,11 @@ def _make(parallel: bool):
         counts = np.zeros(chunks)
         means = np.zeros((chunks, p))
         m2s = np.zeros((chunks, p))
-        lows = np.empty((chunks, p), X.dtype)
-        highs = np.empty((chunks, p), X.dtype)
         for c in loop(chunks):
             r0 = c * per_chunk
             r1 = min(n, r0 + per_chunk)
             mean = means[c]
             m2 = m2s[c]
-            low = lows[c]
-            high = highs[c]
-            if r0 < r1:
-                low[:] = X[r0]
-                high[:] = X[r0]
             count = 0.0
             block_sum = np.empty(p)
             block_shift = np.empty(p)
@@ -73,12 +67,7 @@ def _make(parallel: bool):
                 for i in range(b0, b1):
                     row = X[i]
                     for j in range(p):
-                        x = row[j]
-                        block_sum[j] += x
-                        if x < low[j]:
-                            low[j] = x
-                        if x > high[j]:
-                            high[j] = x
+                        block_sum[j] += row[j]
                 for j in range(p):
                     block_sum[j] /= m  # the block's mean
                 block_shift[:] = 0.0
@@ -102,6 +91,8 @@ def _make(parallel: bool):
 
         scale = np.empty(p, X.dtype)
         centre = np.empty(p, X.dtype)
+        merged = np.empty((3, p))  # mean, variance, σ of each feature
+        suspect = np.zeros(p, np.bool_)
         problems = 0
         for j in range(p):  # per feature: cheap, and one barrier fewer for the threads
             # merge the chunks: mean about the first estimate c, corrected by Σ n_k (mean_k - c)
@@ -112,27 +103,48 @@ def _make(parallel: bool):
             s1 = 0.0
             s2 = 0.0
             m2 = 0.0
-            low = lows[0, j]
-            high = highs[0, j]
             for c in range(chunks):
                 if counts[c] > 0:
                     d = means[c, j] - first
                     s1 += counts[c] * d
                     s2 += counts[c] * d * d
                     m2 += m2s[c, j]
-                    low = min(low, lows[c, j])
-                    high = max(high, highs[c, j])
             m = first + s1 / n
             v = max((m2 + s2 - s1 * s1 / n) / (n - ddof), 0.0)
             s = math.sqrt(v)
             if not math.isfinite(first):
                 problems += 1  # non-finite input (or a sum that overflows): the NumPy path says which
                 continue
-            if low == high:  # constant: mean is that value exactly, σ = 0, x̂ = 0
-                m, v, s = float(high), 0.0, 0.0
-            elif not (v <= largest and v >= tiny / rounding and s > 2.0 * n * rounding * abs(m)):
-                problems += 1
-                continue
+            merged[0, j] = m
+            merged[1, j] = v
+            merged[2, j] = s
+            # a spread that cannot be trusted: a constant feature (a dead unit), whose computed
+            # spread is rounding only, or one that the NumPy path must handle
+            suspect[j] = not (v <= largest and v >= tiny / rounding and s > 2.0 * n * rounding * abs(m))
+        if problems > 0:
+            return problems
+        if suspect.any():  # one more read of X, only now: which suspects are exactly constant
+            varies = np.zeros(p, np.bool_)
+            first_row = X[0]
+            for i in range(1, n):
+                row = X[i]
+                for j in range(p):
+                    varies[j] |= row[j] != first_row[j]
+            for j in range(p):
+                if suspect[j]:
+                    if varies[j]:
+                        problems += 1
+                    else:  # constant: mean is that value exactly, σ = 0, x̂ = 0
+                        merged[0, j] = first_row[j]
+                        merged[1, j] = 0.0
+                        merged[2, j] = 0.0
+            if problems > 0:
+                return problems
+        for j in range(p):
+            m = merged[0, j]
+            v = merged[1, j]
+            s = merged[2, j]
+            constant = suspect[j]
             denominator = math.sqrt(v + eps) if inside else s + eps
             if not (denominator > 0.0 and 1.0 / denominator <= largest):
                 problems += 1
@@ -142,7 +154,7 @@ def _make(parallel: bool):
             stats[2, j] = s
             stats[3, j] = 1.0 / denominator
             centre[j] = m
-            scale[j] = 0.0 if low == high else 1.0 / denominator
+            scale[j] = 0.0 if constant else 1.0 / denominator
         if problems > 0:
             return problems
 

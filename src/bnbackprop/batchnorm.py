@@ -538,11 +538,17 @@ def forward(
     ``ValueError`` when it cannot take X. Cases at the float limits go to the NumPy path's
     handling in every mode. The results agree to a few units in the last place.
     """
+    kernel_declined = False
+    if type(engine) is str and engine in ("auto", "fused"):
+        result = _forward_fast(X, gamma, beta, eps, ddof, axis, eps_placement)
+        if result:
+            return result
+        kernel_declined = result is False
     eps, ddof, eps_placement = _check_options(eps, ddof, eps_placement)
     engine = _check_engine(engine)
     xp, namespace, X, axes, dtype, gamma, beta = _prepare(X, axis, gamma=gamma, beta=beta)
     _batch_size(X, axes, ddof, "training-mode batch norm")
-    if fused._use_kernel(engine, X, axes):
+    if not kernel_declined and fused._use_kernel(engine, X, axes):
         result = fused._forward(X, gamma, beta, axes, ddof, eps, eps_placement)
         if result is not None:
             Y, xhat, mean, var, sigma, inv_denom = result
@@ -558,6 +564,45 @@ def forward(
             inv_denom = 1.0 / denominator
             Y = _output_xp(xp, xhat, gamma_b, beta_b, X.dtype, "batch-norm forward")
     cache = _finish_cache(namespace, X, xhat, mean, var, sigma, inv_denom, gamma, eps, ddof, axes, eps_placement, True)
+    return Y, cache
+
+
+_FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _forward_fast(X, gamma, beta, eps, ddof, axis, eps_placement):
+    """The common call, an N × p C-contiguous float32/float64 array with ``axis=0`` and γ, β of
+    its dtype, straight to the fused kernel with checks that cost a few microseconds. None for
+    anything else, False when the kernel reports a problem: :func:`forward` then takes the
+    full path (without running the kernel again after a problem), which checks every argument,
+    handles the float limits and raises its clear errors.
+
+    Why it is safe to skip the separate finiteness checks of γ and β: the kernel checks every
+    output y = x̂ γ + β, and a non-finite γ or β makes its whole column non-finite.
+    """
+    if not (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FAST_DTYPES and X.flags.c_contiguous
+            and (axis == 0 if type(axis) is int else (type(axis) is tuple and axis == (0,)))
+            and type(gamma) is np.ndarray and type(beta) is np.ndarray
+            and type(eps) is float and type(ddof) is int and type(eps_placement) is str
+            and eps_placement in EPS_PLACEMENTS):
+        return None
+    n, p = X.shape
+    dtype = X.dtype
+    if (gamma.dtype != dtype or beta.dtype != dtype or gamma.shape != (p,) or beta.shape != (p,)
+            or not (0.0 <= eps < math.inf) or ddof < 0 or n < 2 or n <= ddof or p == 0 or not fused.available()):
+        return None
+    result = fused._forward(X, gamma, beta, (0,), ddof, eps, eps_placement)
+    if result is None:
+        return False
+    Y, xhat, mean, var, sigma, inv_denom = result
+    gamma = gamma.copy()  # later changes by the caller do not reach the cache
+    kappa = _kappa(np, sigma, eps, eps_placement)
+    for array in (xhat, mean, var, inv_denom, kappa, gamma):
+        array.flags.writeable = False
+    cache = BatchNormCache(
+        xhat=xhat, mean=mean, var=var, inv_denom=inv_denom, kappa=kappa, gamma=gamma,
+        eps=eps, ddof=ddof, axis=(0,), eps_placement=eps_placement, batch_stats=True, dtype=dtype,
+    )
     return Y, cache
 
 
@@ -644,6 +689,12 @@ def backward(dY, cache: BatchNormCache, *, engine: Engine = "auto"):
     ``engine`` chooses the code as in :func:`forward` (the fused kernel takes training-mode
     caches of NumPy arrays, with ``dY`` in X's dtype and memory layout).
     """
+    kernel_declined = False
+    if type(engine) is str and engine in ("auto", "fused") and type(cache) is BatchNormCache:
+        grads = fused._backward_fast(dY, cache)
+        if grads:
+            return grads
+        kernel_declined = grads is False
     if not isinstance(cache, BatchNormCache):
         raise TypeError(f"cache must be the BatchNormCache from forward(), got {type(cache).__name__}")
     engine = _check_engine(engine)
@@ -654,7 +705,7 @@ def backward(dY, cache: BatchNormCache, *, engine: Engine = "auto"):
         dY = _arrays.as_float(xp, dY, "dY", like=cache.xhat)
     require_shape(dY, tuple(cache.xhat.shape), "dY", "the shape of X in the forward pass")
     if xp is None:
-        if engine != "numpy":
+        if engine != "numpy" and not kernel_declined:
             grads = fused._backward(dY, cache, engine)
             if grads is not None:
                 return grads
