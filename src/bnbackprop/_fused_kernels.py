@@ -11,8 +11,8 @@ computed two-pass (corrected by the centred values' own mean) while it is in the
 merged into the chunk's running statistics with Chan's update, which is as stable as the
 two-pass algorithm. The forward pass so reads X from memory twice (statistics, then x̂ and Y)
 and writes x̂ and Y (a third read, only when some feature's spread is within rounding of its
-mean, tells an exactly constant feature, a dead unit, from one the NumPy path must handle); the backward pass reads dY and x̂ twice (the two sums, then dX) and
-writes dX.
+mean, tells an exactly constant feature, a dead unit, from one the NumPy path must handle);
+the backward pass reads dY and x̂ twice (the two sums, then dX) and writes dX.
 
 The kernels return the number of features or chunks they could not finish exactly. The
 caller then recomputes with the NumPy path, which handles the case (features at the float
