@@ -192,6 +192,30 @@ def test_harness_smoke_run_writes_json_and_plot(tmp_path):
         assert math.isfinite(row["lower_bound_s"]) and row["lower_bound_s"] > 0
 
 
+def test_repeated_runs_keep_each_runs_ratios_and_their_spread(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "repeat.py"), "--smoke", "--runs", "2", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    summary = json.loads((tmp_path / "cpu-smoke-repeats.json").read_text())
+    assert summary["grid"] == "smoke" and len(summary["runs"]) == 2
+    assert summary["runs"][0]["created_utc"] <= summary["runs"][1]["created_utc"]
+    labels = set(summary["runs"][0]["ratios"])
+    assert "grid median library/torch" in labels and labels == set(summary["spread"])
+    for label, spread in summary["spread"].items():
+        values = sorted(run["ratios"][label] for run in summary["runs"])
+        assert (spread["min"], spread["max"]) == (values[0], values[-1])
+        assert spread["median"] == pytest.approx(sum(values) / 2)
+        assert all(math.isfinite(v) and v > 0 for v in values)
+    refused = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "repeat.py"), "--smoke", "--runs", "1", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert refused.returncode == 2 and "--runs must be at least 2" in refused.stderr
+
+
 def test_harness_cuda_without_a_gpu_fails_clearly(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: the harness would run")

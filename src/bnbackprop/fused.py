@@ -205,23 +205,24 @@ def _backward(dY: np.ndarray, cache, engine: str):
 
 
 def _backward_fast(dY: object, cache):
-    """(dX, dγ, dβ) for the common call, or None when it is not one, or False when the kernel
-    found a problem: a training-mode cache of an N × p C-contiguous
-    array with ``axis=0`` and a ``dY`` of its dtype, shape and layout go straight to the kernel
-    with checks that cost a microsecond or two. In both other cases the full path of
-    :func:`bnbackprop.batchnorm.backward` takes over (without running the kernel again after
-    a problem: non-finite dY, overflowing sums or dX); it checks every argument and raises
-    its clear errors."""
+    """(dX, dγ, dβ) for the common call: a training-mode cache of an N × p C-contiguous array
+    with ``axis=0`` and a ``dY`` of its dtype, shape and layout go straight to the kernel, with
+    checks that cost a microsecond or two. None when the call is not such a one, False when
+    the kernel found a problem (non-finite dY, overflowing sums or dX); in both cases the full
+    path of :func:`bnbackprop.batchnorm.backward` takes over (without running the kernel again
+    after a problem), which checks every argument and raises its clear errors."""
     xhat = cache.xhat
-    if not (type(dY) is np.ndarray and type(xhat) is np.ndarray and cache.batch_stats and cache.axis == (0,)
+    if not (type(dY) is np.ndarray and type(xhat) is np.ndarray and cache.batch_stats is True
+            and type(cache.axis) is tuple and cache.axis == (0,)
             and xhat.ndim == 2 and dY.shape == xhat.shape and xhat.flags.c_contiguous and dY.flags.c_contiguous):
         return None
     dtype = xhat.dtype
-    if not (dtype in _LIMITS and dY.dtype == dtype and cache.dtype == dtype and cache.gamma.dtype == dtype
-            and cache.inv_denom.dtype == dtype and cache.kappa.dtype == dtype and available()):
-        return None
     n, p = xhat.shape
-    if not (p > 0 and cache.gamma.shape == cache.inv_denom.shape == cache.kappa.shape == (p,) and n > cache.ddof):
+    vectors = (cache.gamma, cache.inv_denom, cache.kappa)
+    if not (dtype in _LIMITS and dY.dtype == dtype and cache.dtype == dtype and p > 0
+            and type(cache.ddof) is int and n > cache.ddof and available()
+            and all(type(v) is np.ndarray and v.dtype == dtype and v.shape == (p,) and v.flags.c_contiguous
+                    for v in vectors)):
         return None
     dX = np.empty_like(xhat)
     sums = np.empty((2, p), dtype=dtype)
