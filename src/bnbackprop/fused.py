@@ -15,9 +15,12 @@ X again and writes x̂ and Y; the backward pass reads dY and x̂ for its two per
 then again to write dX. Arrays below ``2 * MIN_CHUNK_ELEMENTS`` entries run on the calling
 thread.
 
-What it guarantees is what the NumPy path guarantees: the inputs are checked by the same
-code before the kernel runs, and the kernel checks the rest in the same sweep (finite sums,
-statistics it can trust, finite outputs). Where it cannot give the exact answer (features
+What it guarantees is what the NumPy path guarantees: the inputs are checked before the
+kernel runs (by the NumPy path's code, or, for the common call, an N × p array in C order
+with ``axis=0`` and γ, β in its dtype, by a short path of a few comparisons of types,
+shapes and options), and the kernel checks the rest in the same sweep (finite sums,
+statistics it can trust, finite outputs: a non-finite γ or β makes its whole column of Y
+non-finite). Where it cannot give the exact answer (features
 near the float limits or constant up to rounding, zero variance with ε = 0, non-finite
 input, overflowing outputs) it hands the whole call to the NumPy path, which handles the
 case or raises its clear error. Exactly constant features (a dead unit) stay in the kernel:
