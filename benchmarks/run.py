@@ -190,13 +190,19 @@ def measure_size(n: int, p: int, dtype: str, *, with_loops: bool, grid: dict, de
             first = max(first, time.perf_counter() - start)
     # The loops are slow enough that three timed calls suffice.
     repeats = 3 if with_loops else repeats_for(first, grid, headline)
-    times = {}
+    times, faults = {}, {}
     for group in groups:
-        times.update(benchmarking.interleaved_times(group, repeats=repeats, warmup=0, synchronize=synchronize))
+        group_faults = {}
+        times.update(benchmarking.interleaved_times(group, repeats=repeats, warmup=0, synchronize=synchronize,
+                                                    faults=group_faults))
+        faults.update(group_faults)
     array_bytes = n * p * np.dtype(dtype).itemsize
     impls = {name: benchmarking.summarise(seconds) for name, seconds in times.items()}
-    for summary in impls.values():
+    for name, summary in impls.items():
         summary["passes"] = summary["median_s"] * bandwidth / array_bytes
+        if faults.get(name):
+            counts = faults[name]
+            summary["minor_faults"] = {"median": statistics.median(counts), "min": min(counts), "max": max(counts)}
     record = {"N": n, "p": p, "dtype": dtype, "elements": n * p, "itemsize": np.dtype(dtype).itemsize,
               "array_bytes": array_bytes, "impls": impls, "loops_measured": with_loops, "library": library,
               "groups": [list(group) for group in groups]}
@@ -383,6 +389,11 @@ def run(args: argparse.Namespace) -> dict:
             "traffic": "bytes read + written by each torch operation of the library's array-API path run on "
                        "torch CPU tensors (unfused; views free); lower_bound_s = bytes / copy bandwidth",
             "minimum_passes": "forward: read X, read X + write Y; backward: read dY, X, read dY, X + write dX",
+            "minor_faults": "minor page faults of the whole process during each timed call (getrusage, read "
+                            "outside the timed interval): median, min, max over the repetitions. Pages the operating "
+                            "system had to zero and hand out because the call wrote into memory the process did "
+                            "not hold (fresh memory, not reused); one fault is 4 KiB, or 2 MiB where NumPy's or "
+                            "torch's large buffers get transparent huge pages",
         },
         "grid_sizes": {"sizes": grid["sizes"], "loop_sizes": list(grid["loop_sizes"]), "dtypes": list(grid["dtypes"])},
         "copy_bandwidth": bandwidth,

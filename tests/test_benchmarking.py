@@ -110,6 +110,21 @@ def test_interleaved_times_rotates_and_counts_calls():
         benchmarking.interleaved_times({}, repeats=1)
 
 
+def test_interleaved_times_counts_the_page_faults_of_fresh_memory():
+    existing = np.ones(2**21)  # 16 MiB, touched once: later writes need no new pages
+    faults = {}
+    times = benchmarking.interleaved_times({
+        "fresh": lambda: np.ones(2**22),  # 32 MiB of new memory at every call
+        "reuse": lambda: existing.fill(2.0),
+    }, repeats=5, faults=faults)
+    assert set(faults) == set(times) and all(len(counts) == 5 for counts in faults.values())
+    # 32 MiB is at least 16 pages even if every one is a 2 MiB huge page; reusing memory needs none
+    assert min(faults["fresh"]) >= 16
+    assert max(faults["reuse"]) < min(faults["fresh"])
+    with pytest.raises(TypeError, match="faults must be an empty dict"):
+        benchmarking.interleaved_times({"a": lambda: None}, repeats=1, faults={"a": [1]})
+
+
 def test_count_traffic_counts_each_operation_once_and_views_as_free():
     x = torch.ones(100, 50, dtype=torch.float64)
     array = x.nbytes
@@ -181,6 +196,9 @@ def test_harness_smoke_run_writes_json_and_plot(tmp_path):
             assert set(record["max_abs_difference_vs_torch"]) == set(impls) - {"torch", "torch_1thread"}
             assert max(record["max_abs_difference_vs_torch"].values()) < bound
             assert impls[library]["peak_tracemalloc_bytes"] > 0
+        for summary in impls.values():
+            faults = summary["minor_faults"]
+            assert 0 <= faults["min"] <= faults["median"] <= faults["max"]
         for summary in impls.values():
             assert summary["min_s"] <= summary["q1_s"] <= summary["median_s"] <= summary["q3_s"]
             # one reference bandwidth: passes are recomputable from the median and the array's size

@@ -212,12 +212,17 @@ def interleaved_times(
     repeats: int,
     warmup: int = 1,
     synchronize: Callable[[], None] | None = None,
+    faults: dict[str, list[int]] | None = None,
 ) -> dict[str, list[float]]:
     """Seconds per call of each case, measured round-robin: one call of each per repetition.
 
     The order rotates from one repetition to the next so that no case always runs right after
     the same neighbour. ``synchronize`` (for example ``torch.cuda.synchronize``) is called
-    before reading the clock, for devices that run asynchronously.
+    before reading the clock, for devices that run asynchronously. ``faults``, an empty dict,
+    receives the process's minor page faults during each timed call (pages the operating
+    system had to hand out, zeroed, because the call touched memory it did not hold yet),
+    read with ``getrusage`` outside the timed interval; where ``getrusage`` is missing it
+    stays empty.
     """
     repeats = require_int(repeats, "repeats", minimum=1)
     warmup = require_int(warmup, "warmup", minimum=0)
@@ -229,8 +234,13 @@ def interleaved_times(
         _callable(case, f"cases[{name!r}]")
     if synchronize is not None:
         _callable(synchronize, "synchronize")
+    if faults is not None and (not isinstance(faults, dict) or faults):
+        raise TypeError("faults must be an empty dict, to receive the page faults of each call")
     sync = synchronize or (lambda: None)
     names = list(cases)
+    count_faults = faults is not None and _minor_faults() is not None
+    if count_faults:
+        faults.update({name: [] for name in names})
     for _ in range(warmup):
         for name in names:
             cases[name]()
@@ -239,12 +249,24 @@ def interleaved_times(
     for repetition in range(repeats):
         shift = repetition % len(names)
         for name in names[shift:] + names[:shift]:
+            faults_before = _minor_faults() if count_faults else 0
             start = time.perf_counter()
             result = cases[name]()
             sync()
             times[name].append(time.perf_counter() - start)
+            if count_faults:
+                faults[name].append(_minor_faults() - faults_before)
             del result
     return times
+
+
+def _minor_faults() -> int | None:
+    """Minor page faults of this process so far (all its threads), or None without ``resource``."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def summarise(seconds: list[float]) -> dict[str, float]:
