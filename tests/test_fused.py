@@ -148,6 +148,37 @@ def test_exactly_constant_features_stay_in_the_kernel(kernel_calls, placement):
         assert relative_error(fast[name], plain[name]) < 8 * np.finfo(np.float64).eps, name
 
 
+@needs_numba
+@pytest.mark.parametrize("chunks", (1, 3), ids=("serial", "parallel"))
+def test_constancy_is_decided_over_every_row(kernel_calls, monkeypatch, chunks):
+    """A feature is constant only if every row agrees: one constant per chunk of rows is not, and
+    one entry off by a unit in the last place sends the call to the NumPy path."""
+    if chunks > 1:
+        monkeypatch.setattr(fused, "MIN_CHUNK_ELEMENTS", 1)
+        monkeypatch.setattr(fused, "_threads", lambda: chunks)
+    n = 30
+    per_chunk = np.repeat([0.0, 1.0, 2.0], n // 3)  # constant within each chunk of rows only
+    X = np.column_stack([np.full(n, 0.1), np.zeros(n), per_chunk, np.arange(n, dtype=float)])
+    gamma, beta, dY = np.ones(4), np.zeros(4), RNG.standard_normal((n, 4))
+    fast = run(X, gamma, beta, dY, "fused")
+    assert kernel_calls == [("forward", True), ("backward", True)]
+    plain = run(X, gamma, beta, dY, "numpy")
+    assert np.array_equal(fast["var"][:2], [0.0, 0.0]) and np.all(fast["xhat"][:, :2] == 0)
+    assert fast["var"][2] == pytest.approx(2 / 3)  # not constant: only the middle third sits at the mean
+    assert np.count_nonzero(fast["xhat"][:, 2]) == 2 * n // 3
+    for name in fast:
+        assert relative_error(fast[name], plain[name]) < 8 * np.finfo(np.float64).eps, name
+
+    kernel_calls.clear()
+    X[-1, 0] = np.nextafter(0.1, 1.0)  # a spread within rounding of the mean: not constant
+    Y, cache = batchnorm.forward(X, gamma, beta)
+    assert kernel_calls == [("forward", False)]
+    Y_plain, cache_plain = batchnorm.forward(X, gamma, beta, engine="numpy")
+    np.testing.assert_array_equal(Y, Y_plain)
+    np.testing.assert_array_equal(cache.xhat, cache_plain.xhat)
+    assert cache.var[0] > 0 and np.count_nonzero(cache.xhat[:, 0]) == n  # not taken for a constant
+
+
 # The numerics cases of tests/test_batchnorm_edges.py: (values, dtype, whether the kernel finishes).
 # Where squares overflow or underflow, or the spread is within rounding of the mean, the kernel hands
 # the call to the NumPy path (its forward returns None) and the answer is the NumPy path's, bit for
