@@ -7,7 +7,7 @@ on change between processes. The speed chapter reads the result
 (``benchmarks/results/cpu-repeats.json``) to give the spread of repeated runs beside the
 stored run.
 
-    .venv/bin/python benchmarks/repeat.py            # three runs of the full grid (6 to 12 minutes)
+    .venv/bin/python benchmarks/repeat.py            # three runs of the full grid (4 to 12 minutes)
     .venv/bin/python benchmarks/repeat.py --runs 5 --quick
 """
 
