@@ -28,6 +28,11 @@ import numpy as np
 from bnbackprop import batchnorm, fused, loops, stepwise
 from bnbackprop._validation import require_choice, require_int
 
+try:  # page-fault counts for interleaved_times (POSIX only)
+    import resource
+except ImportError:  # pragma: no cover - not POSIX
+    resource = None
+
 #: Training-mode batch norm must move at least this many arrays of the size of X through memory
 #: for forward + backward when only per-feature vectors are kept between the passes: forward
 #: reads X for the statistics, then reads X and writes Y; backward reads dY and X for the two
@@ -262,9 +267,7 @@ def interleaved_times(
 
 def _minor_faults() -> int | None:
     """Minor page faults of this process so far (all its threads), or None without ``resource``."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not POSIX
+    if resource is None:  # pragma: no cover - not POSIX
         return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 

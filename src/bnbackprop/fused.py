@@ -181,22 +181,17 @@ def _backward(dY: np.ndarray, cache, engine: str):
             raise ValueError(f"engine='fused' cannot run: {why}; use engine='auto' or 'numpy'")
         return None
     dY_rows = dY_layout[0]
-    n, p = rows.shape
+    p = rows.shape[1]
     dtype = xhat.dtype
 
     def in_rows(vector):
         return np.ascontiguousarray(vector.T if transposed else vector, dtype=dtype).reshape(p)
 
-    dX = np.empty_like(rows)
-    sums = np.empty((2, p), dtype=dtype)
-    chunks, _ = _layout(n, p, dtype.itemsize)
-    kernels = _kernels()
-    problems = (kernels.backward_rows if chunks > 1 else kernels.backward_rows_serial)(
-        dY_rows, rows, in_rows(cache.gamma), in_rows(cache.inv_denom), in_rows(cache.kappa), chunks, n - cache.ddof,
-        _LIMITS[dtype][2], dX, sums,
-    )
-    if problems:
+    result = _run_backward(dY_rows, rows, in_rows(cache.gamma), in_rows(cache.inv_denom), in_rows(cache.kappa),
+                           cache.ddof)
+    if result is None:
         return None
+    dX, sums = result
     features = cache.gamma.shape
     if transposed:
         dX = dX.reshape(xhat.T.shape).T
@@ -227,13 +222,23 @@ def _backward_fast(dY: object, cache):
             and all(type(v) is np.ndarray and v.dtype == dtype and v.shape == (p,) and v.flags.c_contiguous
                     for v in vectors)):
         return None
-    dX = np.empty_like(xhat)
+    result = _run_backward(dY, xhat, *vectors, cache.ddof)
+    if result is None:
+        return False
+    dX, sums = result
+    return dX, sums[1].copy(), sums[0].copy()
+
+
+def _run_backward(dY_rows, rows, gamma, inv_denom, kappa, ddof):
+    """The backward kernel on (N, p) C-contiguous rows and per-feature vectors of their dtype:
+    (dX, sums) with sums = [dβ, dγ], or None when the kernel found a problem."""
+    n, p = rows.shape
+    dtype = rows.dtype
+    dX = np.empty_like(rows)
     sums = np.empty((2, p), dtype=dtype)
     chunks, _ = _layout(n, p, dtype.itemsize)
     kernels = _kernels()
     problems = (kernels.backward_rows if chunks > 1 else kernels.backward_rows_serial)(
-        dY, xhat, cache.gamma, cache.inv_denom, cache.kappa, chunks, n - cache.ddof, _LIMITS[dtype][2], dX, sums,
+        dY_rows, rows, gamma, inv_denom, kappa, chunks, n - ddof, _LIMITS[dtype][2], dX, sums,
     )
-    if problems:
-        return False
-    return dX, sums[1].copy(), sums[0].copy()
+    return None if problems else (dX, sums)
